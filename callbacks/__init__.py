@@ -1,0 +1,1 @@
+"""Inbound provider notifications: store, verify, apply once, answer as the provider expects."""

@@ -1,0 +1,1 @@
+"""Payment gateway connector for Vietnam's online public services."""

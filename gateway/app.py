@@ -1,0 +1,92 @@
+"""The app factory: the composition root. Nothing here runs at import time."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from flask import Flask
+
+from gateway.container import Services
+from gateway.services.clock import Clock, utc_now
+from gateway.services.registry import ProviderRegistry, build_registry
+from gateway.settings import Settings, load_settings
+from gateway.storage.db import make_engine, make_session_factory
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    http: requests.Session | None = None,
+    providers: ProviderRegistry | None = None,
+) -> Flask:
+    """Build the WSGI app.
+
+    Args:
+        settings: typed settings; read from the environment when omitted.
+        clock: returns the current aware UTC instant (tests pass a fixed or moving clock).
+        http: the HTTP session for provider calls and emulator notifications.
+        providers: a ready registry (tests); built from ``settings`` when omitted.
+    """
+    settings = settings or load_settings()
+    http = http or requests.Session()
+    engine = make_engine(settings.database_url)
+    registry = providers
+    if registry is None:
+        registry, skipped = build_registry(settings, session=http)
+        for reason in skipped:
+            log.warning("provider not enabled: %s", reason)
+
+    app = Flask(__name__, instance_path=None, instance_relative_config=False)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        TESTING=settings.testing,
+        JSON_SORT_KEYS=False,
+    )
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.extensions["gateway"] = Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        providers=registry,
+        clock=clock or utc_now,
+        http=http,
+    )
+
+    from callbacks.views import bp as callbacks_bp
+    from gateway.api import init_api
+    from gateway.api.problems import register_error_handlers
+    from gateway.web import init_web
+
+    init_api(app)
+    app.register_blueprint(callbacks_bp)
+    html_error = init_web(app)
+    register_error_handlers(app, html_error)
+    if not settings.is_production:
+        _mount_emulators(app, registry, settings, http)
+
+    return app
+
+
+def _mount_emulators(
+    app: Flask, registry: ProviderRegistry, settings: Settings, http: requests.Session
+) -> Any:
+    """contract §10: each provider's emulator under /_emulator/<code>, never in production."""
+    from providers.emulators import vnpay as vnpay_emulator
+
+    if "vnpay" in registry:
+        provider = registry.get("vnpay")
+        if provider.emulated:
+            app.register_blueprint(
+                vnpay_emulator.create_blueprint(
+                    provider,  # type: ignore[arg-type]
+                    ipn_url=f"{settings.base_url}/callbacks/vnpay",
+                    http=http,
+                ),
+                url_prefix="/_emulator/vnpay",
+            )

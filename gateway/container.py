@@ -1,0 +1,33 @@
+"""The services the app factory wires together, reachable from views via :func:`services`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import requests
+from flask import current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.services.clock import Clock
+from gateway.services.registry import ProviderRegistry
+from gateway.settings import Settings
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    providers: ProviderRegistry
+    clock: Clock
+    http: requests.Session
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.base_url
+
+
+def services() -> Services:
+    svc: Services = current_app.extensions["gateway"]
+    return svc

@@ -1,0 +1,1 @@
+"""Use cases. Each takes its dependencies (a session or session factory, providers, a clock)."""

@@ -1,0 +1,261 @@
+"""Payment orders: create, read, list, cancel, and lazy expiry."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from gateway.domain.errors import Conflict, NotFound, ValidationProblem
+from gateway.domain.references import new_id
+from gateway.domain.status import OPEN_ORDER_STATUSES, OrderStatus
+from gateway.services.audit import change_status
+from gateway.services.outbox import emit
+from gateway.storage.db import get_for_update
+from gateway.storage.models import Order, OrderItem, PortalClient
+
+# A redirected citizen may finish paying at the provider right at the deadline; the provider's
+# notification then arrives a little later. An order waiting on an attempt is only expired on
+# read after this grace, so that notification can still mark it paid (issue 5 replaces this with
+# a query to the provider before expiring).
+PROCESSING_EXPIRY_GRACE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class NewItem:
+    code: str | None
+    kind: str
+    description: str | None
+    amount: int
+    revenue_code: str | None = None
+    chapter_code: str | None = None
+
+
+@dataclass(frozen=True)
+class NewOrder:
+    dossier_code: str
+    agency_code: str
+    payer_name: str
+    items: Sequence[NewItem]
+    currency: str = "VND"
+    payer_id_number: str | None = None
+    payer_phone: str | None = None
+    payer_email: str | None = None
+    return_url: str | None = None
+    expires_in: int | None = None
+    expires_at: datetime | None = None
+    metadata: Mapping[str, Any] | None = None
+
+
+def dossier_key(dossier_code: str, item_codes: Sequence[str | None]) -> str:
+    """Identity of "the same dossier and fees": the dossier code plus the sorted item codes."""
+    material = "\x1f".join([dossier_code, *sorted(code or "" for code in item_codes)])
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def find_open_order(session: Session, client_id: str, data: NewOrder) -> Order | None:
+    key = dossier_key(data.dossier_code, [i.code for i in data.items])
+    return session.scalars(
+        select(Order)
+        .where(Order.client_id == client_id, Order.dossier_key == key)
+        .where(Order.status.in_([s.value for s in OPEN_ORDER_STATUSES]))
+    ).first()
+
+
+def create_order(
+    session: Session, client: PortalClient, data: NewOrder, *, now: datetime, base_url: str
+) -> Order:
+    """Insert a pending order. Raises :class:`Conflict` if the same dossier is already open."""
+    key = dossier_key(data.dossier_code, [i.code for i in data.items])
+    existing = session.scalars(
+        select(Order)
+        .where(Order.client_id == client.id, Order.dossier_key == key)
+        .where(Order.status.in_([s.value for s in OPEN_ORDER_STATUSES]))
+        .with_for_update()
+    ).first()
+    if existing is not None:
+        expire_if_due(session, existing, now=now, base_url=base_url)
+        if existing.status in OPEN_ORDER_STATUSES:
+            raise Conflict(
+                f"an open order already exists for dossier {data.dossier_code}",
+                extra={"order_id": existing.id},
+            )
+
+    if data.expires_at is not None:
+        expires_at = data.expires_at
+    else:
+        expires_at = now + timedelta(seconds=data.expires_in or 86400)
+    order = Order(
+        id=new_id("ord"),
+        client_id=client.id,
+        dossier_code=data.dossier_code,
+        agency_code=data.agency_code,
+        dossier_key=key,
+        payer_name=data.payer_name,
+        payer_id_number=data.payer_id_number,
+        payer_phone=data.payer_phone,
+        payer_email=data.payer_email,
+        amount=sum(item.amount for item in data.items),
+        currency=data.currency,
+        return_url=data.return_url,
+        metadata_json=dict(data.metadata or {}),
+        status=OrderStatus.PENDING.value,
+        paid_amount=0,
+        refunded_amount=0,
+        expires_at=expires_at,
+        created_at=now,
+        updated_at=now,
+    )
+    order.items = [
+        OrderItem(
+            position=pos,
+            code=item.code,
+            kind=item.kind,
+            description=item.description,
+            amount=item.amount,
+            revenue_code=item.revenue_code,
+            chapter_code=item.chapter_code,
+        )
+        for pos, item in enumerate(data.items)
+    ]
+    order.attempts = []
+    session.add(order)
+    session.flush()
+    return order
+
+
+def expire_if_due(session: Session, order: Order, *, now: datetime, base_url: str) -> bool:
+    """Expire an open order whose deadline has passed (contract §8; issue 3.11). Caller holds the lock."""
+    if order.status not in OPEN_ORDER_STATUSES:
+        return False
+    deadline = order.expires_at
+    if order.status == OrderStatus.PROCESSING:
+        deadline += PROCESSING_EXPIRY_GRACE
+    if now < deadline:
+        return False
+    change_status(
+        session,
+        order,
+        OrderStatus.EXPIRED,
+        actor="system",
+        source="expiry",
+        reason="expires_at passed",
+        at=now,
+    )
+    emit(session, order, "order.expired", at=now, base_url=base_url)
+    return True
+
+
+def is_past_deadline(order: Order, now: datetime) -> bool:
+    """No new payment may start after ``expires_at``, whatever the grace for a running one."""
+    return now >= order.expires_at
+
+
+def _load(session: Session, client_id: str | None, order_id: str, *, lock: bool) -> Order:
+    if lock:
+        order = get_for_update(session, Order, order_id)
+    else:
+        order = session.scalars(
+            select(Order).where(Order.id == order_id).options(selectinload(Order.items))
+        ).first()
+    # Another client's order is indistinguishable from a missing one (contract §4).
+    if order is None or (client_id is not None and order.client_id != client_id):
+        raise NotFound(f"order {order_id} not found")
+    return order
+
+
+def get_order(
+    session: Session, client_id: str | None, order_id: str, *, now: datetime, base_url: str
+) -> Order:
+    """Read an order, expiring it first if its deadline passed (a write, under the row lock)."""
+    order = _load(session, client_id, order_id, lock=False)
+    if order.status in OPEN_ORDER_STATUSES and now >= order.expires_at:
+        order = _load(session, client_id, order_id, lock=True)
+        expire_if_due(session, order, now=now, base_url=base_url)
+    return order
+
+
+def lock_order(session: Session, client_id: str | None, order_id: str) -> Order:
+    return _load(session, client_id, order_id, lock=True)
+
+
+def cancel_order(
+    session: Session, client: PortalClient, order_id: str, *, now: datetime, base_url: str
+) -> Order:
+    order = lock_order(session, client.id, order_id)
+    expire_if_due(session, order, now=now, base_url=base_url)
+    if order.status == OrderStatus.CANCELLED:
+        return order  # a repeated cancel is a no-op
+    if order.status not in OPEN_ORDER_STATUSES:
+        raise Conflict(f"order {order.id} is {order.status} and cannot be cancelled")
+    change_status(
+        session,
+        order,
+        OrderStatus.CANCELLED,
+        actor=client.id,
+        source="api",
+        reason="cancelled by the portal",
+        at=now,
+    )
+    emit(session, order, "order.cancelled", at=now, base_url=base_url)
+    return order
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    dossier_code: str | None = None
+    status: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def encode_cursor(order: Order) -> str:
+    raw = f"{order.created_at.isoformat()}|{order.id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, order_id = raw.split("|", 1)
+        instant = datetime.fromisoformat(created)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise ValidationProblem("invalid cursor", errors={"cursor": ["is not a valid cursor"]}) from exc
+    if instant.tzinfo is None:
+        raise ValidationProblem("invalid cursor", errors={"cursor": ["is not a valid cursor"]})
+    return instant, order_id
+
+
+def list_orders(
+    session: Session, client_id: str, filters: OrderFilter, *, limit: int, cursor: str | None
+) -> tuple[list[Order], str | None]:
+    """Newest first, keyset-paginated on ``(created_at, id)`` so pages never skip or repeat."""
+    stmt = (
+        select(Order)
+        .where(Order.client_id == client_id)
+        .options(selectinload(Order.items), selectinload(Order.attempts))
+    )
+    if filters.dossier_code:
+        stmt = stmt.where(Order.dossier_code == filters.dossier_code)
+    if filters.status:
+        stmt = stmt.where(Order.status == filters.status)
+    if filters.created_from:
+        stmt = stmt.where(Order.created_at >= filters.created_from)
+    if filters.created_to:
+        stmt = stmt.where(Order.created_at < filters.created_to)
+    if cursor:
+        created, last_id = decode_cursor(cursor)
+        stmt = stmt.where(
+            or_(Order.created_at < created, and_(Order.created_at == created, Order.id < last_id))
+        )
+    stmt = stmt.order_by(Order.created_at.desc(), Order.id.desc()).limit(limit + 1)
+    rows = list(session.scalars(stmt))
+    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return rows[:limit], next_cursor

@@ -1,0 +1,216 @@
+"""ORM models. Money columns are BigInteger VND; instants are UTC; Alembic owns the DDL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from gateway.storage.types import UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class PortalClient(Base):
+    __tablename__ = "portal_clients"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # The key is shown once; we keep a lookup prefix and a SHA-256 of the whole key.
+    api_key_prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64))
+    webhook_url: Mapped[str | None] = mapped_column(String(2000))
+    # Comma list, newest first, so a rotated secret keeps signing during its overlap (contract §7).
+    webhook_secret: Mapped[str] = mapped_column(String(500))
+    scopes: Mapped[str] = mapped_column(String(200), default="orders")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(s.strip() for s in self.scopes.split(",") if s.strip())
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        # One open order per client + dossier + item codes; enforced by the database so that two
+        # concurrent creates cannot both win (contract §4).
+        Index(
+            "uq_orders_open_dossier",
+            "client_id",
+            "dossier_key",
+            unique=True,
+            postgresql_where=text("status IN ('pending', 'processing')"),
+            sqlite_where=text("status IN ('pending', 'processing')"),
+        ),
+        Index("ix_orders_client_created", "client_id", "created_at", "id"),
+        Index("ix_orders_client_dossier", "client_id", "dossier_code"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("portal_clients.id"))
+    dossier_code: Mapped[str] = mapped_column(String(100))
+    agency_code: Mapped[str] = mapped_column(String(100))
+    dossier_key: Mapped[str] = mapped_column(String(64))
+    payer_name: Mapped[str] = mapped_column(String(200))
+    payer_id_number: Mapped[str | None] = mapped_column(String(50))
+    payer_phone: Mapped[str | None] = mapped_column(String(50))
+    payer_email: Mapped[str | None] = mapped_column(String(320))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    return_url: Mapped[str | None] = mapped_column(String(2000))
+    metadata_json: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    status: Mapped[str] = mapped_column(String(32))
+    paid_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    refunded_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    items: Mapped[list[OrderItem]] = relationship(
+        back_populates="order", order_by="OrderItem.position", cascade="all, delete-orphan"
+    )
+    attempts: Mapped[list[PaymentAttempt]] = relationship(
+        back_populates="order", order_by="PaymentAttempt.created_at", cascade="all, delete-orphan"
+    )
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(10))
+    description: Mapped[str | None] = mapped_column(String(500))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    revenue_code: Mapped[str | None] = mapped_column(String(20))
+    chapter_code: Mapped[str | None] = mapped_column(String(20))
+
+    order: Mapped[Order] = relationship(back_populates="items")
+
+
+class PaymentAttempt(Base):
+    __tablename__ = "payment_attempts"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    # Our reference at the provider (vnp_TxnRef, MoMo orderId, VietQR 62/08): unique per attempt.
+    reference: Mapped[str] = mapped_column(String(40), unique=True)
+    status: Mapped[str] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    bank_code: Mapped[str | None] = mapped_column(String(20))
+    locale: Mapped[str] = mapped_column(String(2), default="vi")
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    redirect_url: Mapped[str | None] = mapped_column(Text)
+    qr_payload: Mapped[str | None] = mapped_column(Text)
+    provider_txn_id: Mapped[str | None] = mapped_column(String(100))
+    result_code: Mapped[str | None] = mapped_column(String(32))
+    provider_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    order: Mapped[Order] = relationship(back_populates="attempts")
+
+
+class InboundNotification(Base):
+    """Every provider message, valid or not, stored before anything acts on it (contract §6)."""
+
+    __tablename__ = "inbound_notifications"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    channel: Mapped[str] = mapped_column(String(16))  # ipn | return
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    query_string: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, str]] = mapped_column(JSON)
+    source_ip: Mapped[str | None] = mapped_column(String(64))
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # provider:transaction:kind, set on the one notification that was applied; unique so that a
+    # duplicate can never be applied twice, whatever the races.
+    dedupe_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    reference: Mapped[str | None] = mapped_column(String(40), index=True)
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    ack_code: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class OutboxEvent(Base):
+    """Events to the portal, written in the same transaction as the state change (contract §7)."""
+
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_status_due", "status", "next_attempt_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("portal_clients.id"), index=True)
+    order_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AuditLog(Base):
+    """Append-only trail of every status change and staff action."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_entity", "entity_type", "entity_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(40), default="transition")
+    from_status: Mapped[str | None] = mapped_column(String(32))
+    to_status: Mapped[str | None] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotencyRecord(Base):
+    """A stored first response per (client, Idempotency-Key), kept at least 24 h (contract §4)."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (UniqueConstraint("client_id", "key", name="uq_idempotency_client_key"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("portal_clients.id"))
+    key: Mapped[str] = mapped_column(String(255))
+    method: Mapped[str] = mapped_column(String(10))
+    path: Mapped[str] = mapped_column(String(500))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    response_status: Mapped[int] = mapped_column(Integer)
+    response_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

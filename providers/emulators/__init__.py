@@ -1,0 +1,3 @@
+"""Emulators speaking each provider's real wire protocol, mounted outside production (contract §10)."""
+
+from __future__ import annotations

@@ -1,0 +1,396 @@
+"""A VNPAY emulator speaking the real v2.1.0 wire protocol (providers.md §1, contract §10).
+
+It checks the pay URL's signature like VNPAY does (§1.3), shows a checkout page with three outcomes, sends the
+signed IPN GET (§1.5) and the browser redirect (§1.4), and answers ``querydr`` (§1.8) from an in-memory
+ledger. Registered at ``/_emulator/vnpay``, so the provider's emulator defaults point at it.
+
+Fault switches for tests live in ``blueprint.faults`` (``app.blueprints["emulator_vnpay"].faults``):
+``"slow"`` seconds to sleep on the API endpoint, ``"status"`` an HTTP status to answer instead (e.g. 503),
+``"garbage"`` (truthy) to answer ``<html>oops`` with 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+import flask
+import requests
+from flask.typing import ResponseReturnValue
+
+from gateway.domain.errors import SignatureVerificationError
+from providers.signing import hmac_hex, verify_hmac
+from providers.vnpay import (
+    ALGORITHM,
+    VnpayProvider,
+    query_response_hash_data,
+    querydr_hash_data,
+    refund_hash_data,
+    refund_response_hash_data,
+    sign_string,
+    signed_query,
+    to_vnp_date,
+)
+
+log = logging.getLogger(__name__)
+
+BLUEPRINT_NAME: Final = "emulator_vnpay"
+IPN_TIMEOUT_SECONDS: Final = 10.0
+DEFAULT_BANK_CODE: Final = "NCB"  # §1.2: the sandbox test bank
+_DIGITS_RE: Final = re.compile(r"[0-9]+")
+
+# Button value → (vnp_ResponseCode §1.6, vnp_TransactionStatus §1.7).
+OUTCOMES: Final[Mapping[str, tuple[str, str]]] = {
+    "success": ("00", "00"),
+    "failure": ("51", "02"),  # insufficient balance
+    "cancel": ("24", "02"),  # customer cancelled
+}
+
+INVALID_SIGNATURE: Final = "Sai chữ ký / Invalid signature"
+
+_STYLE: Final = """
+body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#eef2f7;color:#1d2939}
+main{max-width:28rem;margin:0 auto;padding:1rem}
+.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
+h1{font-size:1.2rem;margin:0 0 .25rem;color:#005baa}
+.note{font-size:.8rem;color:#667085;margin:0 0 1rem}
+.amount{font-size:2rem;font-weight:700;margin:.25rem 0 1rem}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .75rem;margin:0 0 1.25rem}
+dt{color:#667085}dd{margin:0;word-break:break-all}
+button{display:block;width:100%;padding:.9rem;margin:.5rem 0;border:0;border-radius:8px;font-size:1rem}
+.ok{background:#0a8f3c;color:#fff}.fail{background:#c4320a;color:#fff}.cancel{background:#e4e7ec;color:#1d2939}
+.error h1{color:#b42318}
+"""
+
+# render_template_string autoescapes: every value below comes from the (untrusted) query string.
+CHECKOUT_PAGE: Final = (
+    """<!doctype html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>VNPAY (giả lập) - Thanh toán</title>
+<style>"""
+    + _STYLE
+    + """</style>
+</head>
+<body>
+<main>
+<div class="card">
+<h1>Cổng thanh toán VNPAY</h1>
+<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+<div class="amount">{{ amount }} VND</div>
+<dl>
+<dt>Mã giao dịch / TxnRef</dt><dd>{{ txn_ref }}</dd>
+<dt>Nội dung / Order info</dt><dd>{{ order_info }}</dd>
+<dt>Ngân hàng / Bank</dt><dd>{{ bank_code }}</dd>
+</dl>
+<form method="post" action="{{ pay_url }}">
+<input type="hidden" name="query" value="{{ query }}">
+<button class="ok" type="submit" name="outcome" value="success">Thanh toán thành công</button>
+<button class="fail" type="submit" name="outcome" value="failure">Thất bại — không đủ số dư</button>
+<button class="cancel" type="submit" name="outcome" value="cancel">Hủy giao dịch</button>
+</form>
+</div>
+</main>
+</body>
+</html>
+"""
+)
+
+INVALID_PAGE: Final = (
+    """<!doctype html>
+<html lang="vi">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>VNPAY (giả lập) - Giao dịch không hợp lệ</title>
+<style>"""
+    + _STYLE
+    + """</style>
+</head>
+<body>
+<main>
+<div class="card error">
+<h1>Giao dịch không hợp lệ / Invalid transaction</h1>
+<p>{{ message }}</p>
+</div>
+</main>
+</body>
+</html>
+"""
+)
+
+
+@dataclass
+class EmulatedTransaction:
+    """What the emulator remembers of one vnp_TxnRef, to answer querydr (§1.8)."""
+
+    txn_ref: str
+    amount: int  # integer VND (the wire carries × 100, §1.2)
+    order_info: str
+    bank_code: str
+    create_date: str  # the pay request's vnp_CreateDate, GMT+7
+    status: str = "01"  # §1.7: 01 = not completed until the customer presses a button
+    response_code: str = ""
+    transaction_no: str = "0"  # §1.5: 0 while VNPAY has created no transaction
+    pay_date: str = ""
+    ipn_query: str = ""  # the signed IPN query, kept so a test can replay it
+
+
+def build_ipn_query(secret: str, params: Mapping[str, str]) -> str:
+    """Sign ``params`` like VNPAY signs an IPN/return (§1.3) and return the query string (forging helper)."""
+    return signed_query(secret, params)
+
+
+def format_vnd(amount: int) -> str:
+    """``1234567`` → ``1.234.567`` (Vietnamese thousands separator); integer VND only."""
+    return f"{amount:,}".replace(",", ".")
+
+
+def _vnp_params(items: Mapping[str, str]) -> dict[str, str]:
+    # §1.3: VNPAY (like the official demos) only considers vnp_* keys.
+    return {k: v for k, v in items.items() if k.startswith("vnp_")}
+
+
+def _random_digits(n: int) -> str:
+    # secrets, not random: ruff S311, and no leading zero so that it never reads as "no transaction" (§1.5).
+    return str(10 ** (n - 1) + secrets.randbelow(9 * 10 ** (n - 1)))
+
+
+def _as_str(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+class VnpayEmulatorBlueprint(flask.Blueprint):
+    """The emulator's routes plus its state: ``transactions`` (by TxnRef) and ``faults``."""
+
+    def __init__(self, provider: VnpayProvider, *, ipn_url: str, http: requests.Session | None) -> None:
+        super().__init__(BLUEPRINT_NAME, __name__)
+        self.provider = provider
+        self.ipn_url = ipn_url
+        self.http = http or requests.Session()
+        self.transactions: dict[str, EmulatedTransaction] = {}
+        self.faults: dict[str, Any] = {}
+        # Threaded dev servers and e2e tests hit the ledger concurrently.
+        self.lock = threading.Lock()
+        self.add_url_rule("/paymentv2/vpcpay.html", view_func=self.checkout, methods=["GET"])
+        self.add_url_rule("/paymentv2/pay", view_func=self.pay, methods=["POST"])
+        self.add_url_rule("/merchant_webapi/api/transaction", view_func=self.api, methods=["POST"])
+
+    @property
+    def secret(self) -> str:
+        # VNPAY holds one secret per terminal: the provider's signing key (contract §2, first of "new,old").
+        return self.provider.secret
+
+    # ---- pay page (§1.2, §1.3) -----------------------------------------------------------------------
+
+    def _check_pay_request(self, params: Mapping[str, str]) -> str | None:
+        """Why VNPAY would refuse this pay request, or None. The signature is checked first (§1.3)."""
+        try:
+            verify_hmac((self.secret,), sign_string(params), params.get("vnp_SecureHash"), ALGORITHM)
+        except SignatureVerificationError:
+            return INVALID_SIGNATURE
+        if params.get("vnp_TmnCode") != self.provider.tmn_code:
+            return "Mã website không tồn tại / Unknown terminal (vnp_TmnCode)"
+        raw_amount = params.get("vnp_Amount", "")
+        # §1.2: VND × 100, so a real amount is a positive multiple of 100.
+        if not _DIGITS_RE.fullmatch(raw_amount) or int(raw_amount) <= 0 or int(raw_amount) % 100:
+            return "Số tiền không hợp lệ / Invalid amount"
+        if params.get("vnp_Command") != "pay":
+            return "Yêu cầu không hợp lệ / Invalid request (vnp_Command)"
+        for name in ("vnp_TxnRef", "vnp_ReturnUrl", "vnp_CreateDate"):
+            if not params.get(name):
+                return f"Yêu cầu không hợp lệ / Invalid request (thiếu / missing {name})"
+        return None
+
+    def _invalid(self, message: str) -> ResponseReturnValue:
+        return flask.render_template_string(INVALID_PAGE, message=message), 400
+
+    def checkout(self) -> ResponseReturnValue:
+        params = _vnp_params(flask.request.args)
+        problem = self._check_pay_request(params)
+        if problem:
+            return self._invalid(problem)
+        txn_ref = params["vnp_TxnRef"]
+        with self.lock:
+            known = self.transactions.get(txn_ref)
+            if known and known.status != "01":
+                # §1.2: vnp_TxnRef is unique; a finished transaction cannot be paid again.
+                return self._invalid("Giao dịch đã tồn tại / Transaction already processed")
+            if known is None:
+                # Opening the page creates the transaction at VNPAY: querydr now says 01 (not completed).
+                self.transactions[txn_ref] = self._new_transaction(params)
+        amount = int(params["vnp_Amount"]) // 100
+        return flask.render_template_string(
+            CHECKOUT_PAGE,
+            amount=format_vnd(amount),
+            txn_ref=txn_ref,
+            order_info=params.get("vnp_OrderInfo", ""),
+            bank_code=params.get("vnp_BankCode") or "-",
+            pay_url=flask.url_for(".pay"),
+            query=flask.request.query_string.decode("utf-8", "replace"),
+        )
+
+    @staticmethod
+    def _new_transaction(params: Mapping[str, str]) -> EmulatedTransaction:
+        return EmulatedTransaction(
+            txn_ref=params["vnp_TxnRef"],
+            amount=int(params["vnp_Amount"]) // 100,
+            order_info=params.get("vnp_OrderInfo", ""),
+            bank_code=params.get("vnp_BankCode") or DEFAULT_BANK_CODE,
+            create_date=params["vnp_CreateDate"],
+        )
+
+    def pay(self) -> ResponseReturnValue:
+        query = flask.request.form.get("query", "")
+        params = _vnp_params(dict(parse_qsl(query, keep_blank_values=True)))
+        # Re-verify: the hidden field came back from the browser and may have been edited (§1.3).
+        problem = self._check_pay_request(params)
+        if problem:
+            return self._invalid(problem)
+        outcome = OUTCOMES.get(flask.request.form.get("outcome", ""))
+        if outcome is None:
+            return self._invalid("Yêu cầu không hợp lệ / Invalid request (outcome)")
+        response_code, status = outcome
+        cancelled = flask.request.form.get("outcome") == "cancel"
+
+        txn_ref = params["vnp_TxnRef"]
+        with self.lock:
+            txn = self.transactions.get(txn_ref) or self._new_transaction(params)
+            if txn.status != "01":
+                return self._invalid("Giao dịch đã tồn tại / Transaction already processed")
+            txn.status = status
+            txn.response_code = response_code
+            txn.transaction_no = "0" if cancelled else _random_digits(8)
+            txn.pay_date = to_vnp_date(datetime.now(UTC))
+            # §1.5: the IPN parameter set, signed per §1.3.
+            ipn = {
+                "vnp_TmnCode": self.provider.tmn_code,
+                "vnp_Amount": params["vnp_Amount"],
+                "vnp_BankCode": txn.bank_code,
+                "vnp_BankTranNo": "VNP" + _random_digits(8),
+                "vnp_CardType": "ATM",
+                "vnp_OrderInfo": txn.order_info,
+                "vnp_PayDate": txn.pay_date,
+                "vnp_ResponseCode": response_code,
+                "vnp_TransactionNo": txn.transaction_no,
+                "vnp_TransactionStatus": status,
+                "vnp_TxnRef": txn_ref,
+            }
+            txn.ipn_query = build_ipn_query(self.secret, ipn)
+            self.transactions[txn_ref] = txn
+        self.send_ipn(txn.ipn_query)
+        # §1.4: the browser comes back with the same signed parameters as the IPN.
+        return_url = params["vnp_ReturnUrl"]
+        separator = "&" if "?" in return_url else "?"
+        return flask.redirect(return_url + separator + txn.ipn_query, code=302)
+
+    def send_ipn(self, query: str) -> None:
+        """GET ``ipn_url?query`` (§1.5). Failures are logged only: VNPAY retries on its own schedule."""
+        separator = "&" if "?" in self.ipn_url else "?"
+        try:
+            resp = self.http.get(self.ipn_url + separator + query, timeout=IPN_TIMEOUT_SECONDS)
+        except requests.RequestException as exc:
+            log.warning("vnpay emulator: IPN to %s failed: %s", self.ipn_url, exc)
+            return
+        log.info("vnpay emulator: IPN answered HTTP %s %s", resp.status_code, resp.text[:200])
+
+    # ---- merchant API: querydr (§1.8), refund (§1.9) ---------------------------------------------------
+
+    def api(self) -> ResponseReturnValue:
+        slow = self.faults.get("slow")
+        if slow:
+            time.sleep(float(slow))
+        status = self.faults.get("status")
+        if status:
+            return flask.Response(b"emulated failure", status=int(status), content_type="text/plain")
+        if self.faults.get("garbage"):
+            return flask.Response(b"<html>oops", status=200, content_type="text/html")
+
+        data = flask.request.get_json(silent=True)
+        if not isinstance(data, dict):
+            return self._answer({}, "03", "Invalid request format")
+        fields = {str(k): _as_str(v) for k, v in data.items()}
+        command = fields.get("vnp_Command", "")
+        if command == "querydr":
+            return self._querydr(fields)
+        if command == "refund":
+            if not self._signed(fields, refund_hash_data(fields)):
+                return self._answer(fields, "97", "Invalid Checksum", refund=True)
+            return self._answer(fields, "99", "Refund is not supported by the emulator yet", refund=True)
+        return self._answer(fields, "03", "Invalid request format")
+
+    def _signed(self, fields: Mapping[str, str], data: str) -> bool:
+        try:
+            verify_hmac((self.secret,), data, fields.get("vnp_SecureHash"), ALGORITHM)
+        except SignatureVerificationError:
+            return False
+        return True
+
+    def _querydr(self, fields: Mapping[str, str]) -> ResponseReturnValue:
+        if not self._signed(fields, querydr_hash_data(fields)):
+            return self._answer(fields, "97", "Invalid Checksum")
+        if fields.get("vnp_TmnCode") != self.provider.tmn_code:
+            return self._answer(fields, "02", "Merchant is not valid")
+        with self.lock:
+            txn = self.transactions.get(fields.get("vnp_TxnRef", ""))
+            if txn is None:
+                return self._answer(fields, "91", "Transaction not found")
+            body = {
+                "vnp_Amount": str(txn.amount * 100),  # §1.8: VND × 100 like every VNPAY amount
+                "vnp_BankCode": txn.bank_code,
+                "vnp_PayDate": txn.pay_date,
+                "vnp_TransactionNo": txn.transaction_no,
+                "vnp_TransactionType": "01",  # §1.7: payment
+                "vnp_TransactionStatus": txn.status,
+                "vnp_OrderInfo": txn.order_info,
+                "vnp_PromotionCode": "",
+                "vnp_PromotionAmount": "",
+            }
+        return self._answer(fields, "00", "QueryDR Success", extra=body)
+
+    def _answer(
+        self,
+        fields: Mapping[str, str],
+        code: str,
+        message: str,
+        *,
+        extra: Mapping[str, str] | None = None,
+        refund: bool = False,
+    ) -> ResponseReturnValue:
+        """A signed JSON answer (§1.8 / §1.9 response order), also for errors so the caller can trust it."""
+        body: dict[str, str] = {
+            "vnp_ResponseId": uuid.uuid4().hex,
+            "vnp_Command": fields.get("vnp_Command", ""),
+            "vnp_ResponseCode": code,
+            "vnp_Message": message,
+            "vnp_TmnCode": self.provider.tmn_code,
+            "vnp_TxnRef": fields.get("vnp_TxnRef", ""),
+            **(extra or {}),
+        }
+        hash_data = refund_response_hash_data(body) if refund else query_response_hash_data(body)
+        body["vnp_SecureHash"] = hmac_hex(self.secret, hash_data, ALGORITHM)
+        return flask.jsonify(body)
+
+
+def create_blueprint(
+    provider: VnpayProvider, *, ipn_url: str, http: requests.Session | None = None
+) -> VnpayEmulatorBlueprint:
+    """The VNPAY emulator, to register at ``url_prefix="/_emulator/vnpay"`` (contract §10).
+
+    Args:
+        provider: supplies the terminal code and signing secret the emulator shares with the gateway.
+        ipn_url: where IPNs go (§1.1: configured per terminal at VNPAY, not sent in the pay request).
+        http: the session used to send IPNs (injected by tests).
+    """
+    return VnpayEmulatorBlueprint(provider, ipn_url=ipn_url, http=http)
