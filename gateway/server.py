@@ -9,7 +9,7 @@ from gunicorn.app.base import BaseApplication
 from gateway.settings import Settings
 
 
-class _Server(BaseApplication):  # type: ignore[misc]
+class _Server(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self._settings = settings
         self._options = options

@@ -190,3 +190,25 @@ def count_rows(engine: Engine) -> dict[str, int]:
             t.name: conn.execute(text(f"SELECT COUNT(*) FROM {t.name}")).scalar_one()
             for t in Base.metadata.sorted_tables
         }
+
+
+@dataclass
+class LiveServer:
+    url: str
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app on a real threaded HTTP server on a free loopback port (for concurrency tests)."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}")
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

@@ -23,8 +23,12 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     if isinstance(messages, Mapping):
         for key, value in messages.items():
-            name = "body" if key == "_schema" else str(key)
-            path = f"{prefix}.{name}" if prefix else name
+            # A schema-level error belongs to the object it is about: the whole body at the top,
+            # the nested field itself below it ("payer", not "payer.body", for `"payer": "x"`).
+            if key == "_schema":
+                path = prefix or "body"
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             if isinstance(value, Mapping):
                 out.update(flatten_errors(value, path))
             elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
@@ -63,7 +67,7 @@ class StrictParser(FlaskParser):
     def _raw_load_json(self, req: Request) -> Any:
         return parse_json_body(req)
 
-    def handle_error(  # type: ignore[override]
+    def handle_error(
         self,
         error: ValidationError,
         req: Request,

@@ -35,7 +35,7 @@ class Vnd(fields.Integer):
     def _validated(self, value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise self.make_error("invalid")
-        return super()._validated(value)  # type: ignore[no-any-return]
+        return super()._validated(value)
 
 
 def _http_url(value: str) -> None:

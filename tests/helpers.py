@@ -1,0 +1,46 @@
+"""Test helpers that speak the providers' wire protocols (signed with the emulator secrets)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+
+from providers.emulators.vnpay import build_ipn_query
+from providers.vnpay import EMULATOR_HASH_SECRET, EMULATOR_TMN_CODE
+from tests.conftest import PortalKey, order_body
+
+
+def create_order(client: FlaskClient, portal: PortalKey, **overrides: Any) -> dict[str, Any]:
+    r = client.post("/api/v1/orders", json=order_body(**overrides), headers=portal.headers)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def start_attempt(client: FlaskClient, portal: PortalKey, order_id: str, provider: str = "vnpay") -> dict[str, Any]:
+    r = client.post(f"/api/v1/orders/{order_id}/attempts", json={"provider": provider}, headers=portal.headers)
+    assert r.status_code == 201, r.get_data(as_text=True)
+    return r.get_json()
+
+
+def vnpay_ipn_params(reference: str, amount: int, **overrides: str) -> dict[str, str]:
+    """The parameter set VNPAY sends to the IPN URL (providers.md §1.5)."""
+    params = {
+        "vnp_TmnCode": EMULATOR_TMN_CODE,
+        "vnp_Amount": str(amount * 100),
+        "vnp_BankCode": "NCB",
+        "vnp_BankTranNo": "VNP14422574",
+        "vnp_CardType": "ATM",
+        "vnp_OrderInfo": "Thanh toan ho so",
+        "vnp_PayDate": "20261125100500",
+        "vnp_ResponseCode": "00",
+        "vnp_TransactionNo": "14422574",
+        "vnp_TransactionStatus": "00",
+        "vnp_TxnRef": reference,
+    }
+    params.update(overrides)
+    return params
+
+
+def vnpay_ipn_query(reference: str, amount: int, *, secret: str = EMULATOR_HASH_SECRET, **overrides: str) -> str:
+    return build_ipn_query(secret, vnpay_ipn_params(reference, amount, **overrides))
