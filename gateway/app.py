@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
-from typing import Any
 
 import requests
 from flask import Flask
@@ -47,6 +47,9 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         TESTING=settings.testing,
         JSON_SORT_KEYS=False,
+        # The emulators stamp payments with the gateway's clock (providers/emulators/__init__.py).
+        GATEWAY_CLOCK=clock or utc_now,
+        GATEWAY_EMULATORS=not settings.is_production,
     )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["gateway"] = Services(
@@ -75,18 +78,16 @@ def create_app(
 
 def _mount_emulators(
     app: Flask, registry: ProviderRegistry, settings: Settings, http: requests.Session
-) -> Any:
-    """contract §10: each provider's emulator under /_emulator/<code>, never in production."""
-    from providers.emulators import vnpay as vnpay_emulator
+) -> None:
+    """contract §10: each emulated provider's emulator under /_emulator/<code>, never in production.
 
-    if "vnpay" in registry:
-        provider = registry.get("vnpay")
-        if provider.emulated:
-            app.register_blueprint(
-                vnpay_emulator.create_blueprint(
-                    provider,  # type: ignore[arg-type]
-                    ipn_url=f"{settings.base_url}/callbacks/vnpay",
-                    http=http,
-                ),
-                url_prefix="/_emulator/vnpay",
-            )
+    By convention ``providers/emulators/<code>.py`` exposes ``create_blueprint(provider, *, ipn_url, http)``.
+    """
+    for provider in registry:
+        if not provider.emulated:
+            continue
+        module = importlib.import_module(f"providers.emulators.{provider.code}")
+        blueprint = module.create_blueprint(
+            provider, ipn_url=f"{settings.base_url}/callbacks/{provider.code}", http=http
+        )
+        app.register_blueprint(blueprint, url_prefix=f"/_emulator/{provider.code}")

@@ -31,6 +31,8 @@ class ProviderCredentials:
     code: str
     values: Mapping[str, str]
     emulated: bool
+    # Where an emulated provider may keep generated demo keys (the RSA bank's key pairs).
+    instance_path: str = "instance"
 
     def get(self, name: str) -> str:
         return self.values.get(name, "")
@@ -71,6 +73,15 @@ PROVIDER_VARIABLES: Mapping[str, tuple[str, ...]] = {
     "momo": ("MOMO_PARTNER_CODE", "MOMO_ACCESS_KEY", "MOMO_SECRET_KEY", "MOMO_ENDPOINT"),
     "zalopay": ("ZALOPAY_APP_ID", "ZALOPAY_KEY1", "ZALOPAY_KEY2", "ZALOPAY_ENDPOINT"),
     "vietqr": ("VIETQR_BANK_BIN", "VIETQR_ACCOUNT_NO", "VIETQR_ACCOUNT_NAME"),
+    # The collecting bank / national platform that signs with RSA (issue 4.4). Not in contract §2's
+    # table: the keys are PEM file paths (several public keys, comma separated, during a rotation).
+    "rsabank": ("RSABANK_ENDPOINT", "RSABANK_PUBLIC_KEYS", "RSABANK_PRIVATE_KEY"),
+}
+
+# Optional per-provider variables that do not decide whether a provider is configured.
+OPTIONAL_PROVIDER_VARIABLES: Mapping[str, tuple[str, ...]] = {
+    "vietqr": ("VIETQR_BANK_NAME",),
+    "rsabank": ("RSABANK_SIGNATURE_SCHEME", "RSABANK_FIELD_MAP", "RSABANK_NAME"),
 }
 
 
@@ -124,7 +135,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if configured and len(configured) != len(names):
             missing = ", ".join(n for n in names if not values[n])
             raise ConfigError(f"{code}: partially configured, missing {missing}")
-        providers[code] = ProviderCredentials(code=code, values=values, emulated=not configured)
+        for name in OPTIONAL_PROVIDER_VARIABLES.get(code, ()):
+            values[name] = env.get(name, "").strip()
+        providers[code] = ProviderCredentials(
+            code=code, values=values, emulated=not configured, instance_path=str(instance)
+        )
 
     enabled_raw = env.get("GATEWAY_PROVIDERS", "").strip()
     enabled = tuple(p.strip() for p in enabled_raw.split(",") if p.strip()) if enabled_raw else None

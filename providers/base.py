@@ -108,6 +108,38 @@ class QueryRequest:
     provider_data: Mapping[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RefundRequest:
+    """One refund to send to the provider (contract §4). ``reference`` is new and unique per refund."""
+
+    reference: str
+    payment_reference: str
+    payment_txn_id: str | None
+    amount: int
+    payment_amount: int
+    already_refunded: int
+    reason: str
+    actor: str
+    created_at: datetime
+    payment_created_at: datetime
+    payment_provider_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """The provider's answer to a refund (or a refund status query).
+
+    ``PENDING`` means accepted but not final (poll again); ``UNKNOWN`` means no usable answer (timeout,
+    5xx, garbage): the refund may or may not have happened and must not be retried blindly.
+    """
+
+    outcome: Outcome
+    result_code: str
+    provider_reference: str | None = None
+    message: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
 class PaymentProvider(ABC):
     """Base class of every adapter.
 
@@ -168,3 +200,55 @@ class PaymentProvider(ABC):
 
         Timeouts, 5xx and unreadable answers give ``Outcome.UNKNOWN``, never ``FAILED``.
         """
+
+    # Refunds. A provider without a refund API (a bank transfer) keeps ``manual_refunds = True``:
+    # the gateway records the refund as pending until staff record the bank transfer.
+    manual_refunds: ClassVar[bool] = False
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        """Send a refund. Never raises for provider trouble: answers ``UNKNOWN`` instead."""
+        raise NotImplementedError(f"{self.code} has no refund API")
+
+    def query_refund(self, request: RefundRequest) -> RefundResult:
+        """Poll a refund that was answered ``PENDING``. Providers whose refunds are final answer as is."""
+        raise NotImplementedError(f"{self.code} has no refund status API")
+
+
+class NotificationForge(ABC):
+    """Builds this provider's notifications exactly as the provider would send them.
+
+    Used by the provider's emulator and by the shared contract suite (tests/contract/), so that every
+    provider is held to the same checks: a correct signature verifies, each tampered signed field, a wrong
+    key and a missing signature are rejected, every documented result code maps to an outcome.
+    """
+
+    #: the provider's documented result codes -> the outcome the adapter must report
+    result_codes: ClassVar[Mapping[str, Outcome]]
+    #: the code meaning "paid"
+    success_code: ClassVar[str]
+    #: names of the signed fields that the contract suite tampers with one by one
+    signed_fields: ClassVar[tuple[str, ...]]
+
+    def __init__(self, provider: PaymentProvider, secret: str) -> None:
+        self.provider = provider
+        self.secret = secret
+
+    @abstractmethod
+    def notification(
+        self,
+        *,
+        reference: str,
+        amount: int,
+        result_code: str,
+        provider_txn_id: str,
+        secret: str | None = None,
+    ) -> CallbackRequest:
+        """A notification for one attempt, signed with ``secret`` (default: the provider's own)."""
+
+    @abstractmethod
+    def tamper(self, request: CallbackRequest, field_name: str) -> CallbackRequest:
+        """The same notification with one signed field changed and the signature left as it was."""
+
+    @abstractmethod
+    def strip_signature(self, request: CallbackRequest) -> CallbackRequest:
+        """The same notification without its signature."""

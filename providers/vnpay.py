@@ -32,6 +32,8 @@ from providers.base import (
     PaymentRedirect,
     PaymentRequest,
     QueryRequest,
+    RefundRequest,
+    RefundResult,
 )
 from providers.signing import hmac_hex, split_secrets, verify_hmac
 
@@ -409,6 +411,85 @@ class VnpayProvider(PaymentProvider):
             log.warning("vnpay querydr %s: bad response signature", reference)
             return _unknown(reference, "bad_signature", data)
         return self._query_notification(reference, data)
+
+    # ---- refund (§1.9) ------------------------------------------------------------------------------
+
+    def refund(self, request: RefundRequest) -> RefundResult:
+        # §1.9: 02 = full refund, 03 = partial; a refund that completes an earlier partial one is still
+        # partial as far as VNPAY is concerned (it is not the whole original amount).
+        full = request.amount == request.payment_amount and request.already_refunded == 0
+        body: dict[str, str] = {
+            "vnp_RequestId": uuid.uuid4().hex,
+            "vnp_Version": VERSION,
+            "vnp_Command": "refund",
+            "vnp_TmnCode": self.tmn_code,
+            "vnp_TransactionType": "02" if full else "03",
+            "vnp_TxnRef": request.payment_reference,
+            "vnp_Amount": str(request.amount * 100),  # §1.9: × 100, ≤ the paid amount
+            # §1.9: optional; the official demos send "0" when it is not known.
+            "vnp_TransactionNo": request.payment_txn_id or "0",
+            "vnp_TransactionDate": str(request.payment_provider_data.get("vnp_CreateDate") or "")
+            or to_vnp_date(request.payment_created_at),
+            "vnp_CreateBy": ascii_order_info(request.actor)[:250] or "gateway",
+            "vnp_CreateDate": to_vnp_date(request.created_at),
+            "vnp_IpAddr": "127.0.0.1",
+            "vnp_OrderInfo": _order_info(f"Hoan tien {request.reason}", request.reference),
+        }
+        body["vnp_SecureHash"] = hmac_hex(self.secret, refund_hash_data(body), ALGORITHM)
+        try:
+            resp = self.session.post(self.api_url, json=body, timeout=self.timeout)
+        except requests.RequestException as exc:
+            log.warning("vnpay refund %s unreachable: %s", request.reference, exc)
+            return RefundResult(outcome=Outcome.UNKNOWN, result_code="unreachable")
+        if not 200 <= resp.status_code < 300:
+            return RefundResult(outcome=Outcome.UNKNOWN, result_code=f"http_{resp.status_code}")
+        try:
+            data = resp.json()
+        except ValueError:
+            return RefundResult(outcome=Outcome.UNKNOWN, result_code="garbage")
+        if not isinstance(data, dict):
+            return RefundResult(outcome=Outcome.UNKNOWN, result_code="garbage")
+        try:
+            verify_hmac(
+                self.secrets, refund_response_hash_data(data), _as_str(data.get("vnp_SecureHash")), ALGORITHM
+            )
+        except SignatureVerificationError:
+            log.warning("vnpay refund %s: bad response signature", request.reference)
+            return RefundResult(outcome=Outcome.UNKNOWN, result_code="bad_signature", raw=data)
+        code = _as_str(data.get("vnp_ResponseCode"))
+        message = _as_str(data.get("vnp_Message"))
+        if code == "00":
+            # §1.7: 05/06 = refund being processed / sent to the bank; 00 = done.
+            status = _as_str(data.get("vnp_TransactionStatus"))
+            outcome = Outcome.PENDING if status in {"05", "06"} else Outcome.SUCCEEDED
+            return RefundResult(
+                outcome=outcome, result_code=status or code, message=message,
+                provider_reference=_txn_no(_as_str(data.get("vnp_TransactionNo"))), raw=data,
+            )
+        # §1.9: 02/03/91/95/97 are definite refusals; 94 = a refund is already being processed; 99 other.
+        if code in {"02", "03", "91", "95", "97"}:
+            return RefundResult(outcome=Outcome.FAILED, result_code=code, message=message, raw=data)
+        return RefundResult(outcome=Outcome.UNKNOWN, result_code=code or "garbage", message=message, raw=data)
+
+    def query_refund(self, request: RefundRequest) -> RefundResult:
+        # VNPAY answers a refund synchronously (§1.9); a later state would come from querydr, whose
+        # vnp_TransactionType 02/03 and status 05/06/09 describe the refund (§1.7).
+        note = self.query(
+            QueryRequest(
+                reference=request.payment_reference,
+                amount=request.payment_amount,
+                created_at=request.payment_created_at,
+                order_info=f"Hoan tien {request.reason}",
+                provider_txn_id=request.payment_txn_id,
+                provider_data=request.payment_provider_data,
+            )
+        )
+        status = _as_str(note.raw.get("vnp_TransactionStatus"))
+        if status in {"05", "06"}:
+            return RefundResult(outcome=Outcome.PENDING, result_code=status, raw=note.raw)
+        if status == "09":
+            return RefundResult(outcome=Outcome.FAILED, result_code=status, raw=note.raw)
+        return RefundResult(outcome=Outcome.UNKNOWN, result_code=status or note.result_code, raw=note.raw)
 
     @staticmethod
     def _query_notification(reference: str, data: Mapping[str, Any]) -> Notification:

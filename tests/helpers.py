@@ -44,3 +44,23 @@ def vnpay_ipn_params(reference: str, amount: int, **overrides: str) -> dict[str,
 
 def vnpay_ipn_query(reference: str, amount: int, *, secret: str = EMULATOR_HASH_SECRET, **overrides: str) -> str:
     return build_ipn_query(secret, vnpay_ipn_params(reference, amount, **overrides))
+
+
+def pay_with_vnpay_emulator(client: FlaskClient, attempt: dict[str, Any], outcome: str = "success") -> None:
+    """Drive the VNPAY emulator like a citizen: open the pay page, press a button (it sends the IPN)."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(attempt["redirect_url"])
+    page = client.get(f"{url.path}?{url.query}")
+    assert page.status_code == 200, page.get_data(as_text=True)
+    done = client.post("/_emulator/vnpay/paymentv2/pay", data={"query": url.query, "outcome": outcome})
+    assert done.status_code == 302, done.get_data(as_text=True)
+
+
+def paid_order(client: FlaskClient, portal: PortalKey, **overrides: Any) -> dict[str, Any]:
+    order = create_order(client, portal, **overrides)
+    attempt = start_attempt(client, portal, order["id"])
+    pay_with_vnpay_emulator(client, attempt)
+    body = client.get(f"/api/v1/orders/{order['id']}", headers=portal.headers).get_json()
+    assert body["status"] == "paid", body
+    return body

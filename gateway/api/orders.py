@@ -43,7 +43,10 @@ blp = Blueprint("orders", __name__, url_prefix="/api/v1/orders", description="Pa
 
 
 def _json_response(status: int, body: str) -> Response:
-    return Response(body, status=status, mimetype="application/json")
+    # A replayed refusal (a remembered 409) is a problem document: answer it with the
+    # problem+json type the first response had (contract §12), not plain JSON.
+    mimetype = "application/problem+json" if status >= 400 else "application/json"
+    return Response(body, status=status, mimetype=mimetype)
 
 
 def _new_order(data: dict[str, Any], now: datetime) -> NewOrder:
@@ -191,7 +194,14 @@ def list_(args: dict[str, Any]) -> dict[str, Any]:
     )
     with transaction(svc.sessions) as session:
         orders, next_cursor = list_orders(
-            session, current_client().id, filters, limit=args["limit"], cursor=args.get("cursor")
+            session,
+            current_client().id,
+            filters,
+            limit=args["limit"],
+            cursor=args.get("cursor"),
+            # expire past-due orders first: a list is a read too (issue 3.11)
+            now=svc.clock(),
+            base_url=svc.base_url,
         )
         return {"items": [order_view(o, svc.base_url) for o in orders], "next_cursor": next_cursor}
 

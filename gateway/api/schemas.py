@@ -198,3 +198,20 @@ class ProviderList(Schema):
 class Health(Schema):
     status = fields.String()
     database = fields.String()
+
+
+class RefundCreateSchema(StrictSchema):
+    amount = Vnd(required=True, metadata={"description": "integer VND; Σ refunds ≤ the paid amount"})
+    reason = Text(required=True, validate=validate.Length(min=1, max=500))
+
+
+class RefundOut(Schema):
+    id = fields.String()
+    order_id = fields.String()
+    amount = fields.Integer()
+    reason = fields.String()
+    status = fields.String(metadata={"description": "pending | succeeded | failed"})
+    provider = fields.String()
+    provider_reference = fields.String(allow_none=True)
+    created_at = fields.String()
+    completed_at = fields.String(allow_none=True)

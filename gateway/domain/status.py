@@ -35,7 +35,14 @@ class AttemptStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-O, A = OrderStatus, AttemptStatus
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+O, A, R = OrderStatus, AttemptStatus, RefundStatus
 
 ORDER_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
     # An attempt starts: the order waits for the provider.
@@ -60,6 +67,15 @@ ATTEMPT_TRANSITIONS: Mapping[AttemptStatus, frozenset[AttemptStatus]] = {
     A.FAILED: frozenset(),
 }
 
+REFUND_TRANSITIONS: Mapping[RefundStatus, frozenset[RefundStatus]] = {
+    # pending: sent and accepted but not final (ZaloPay return_code 3), or a manual bank transfer to make.
+    R.PENDING: frozenset({R.SUCCEEDED, R.FAILED, R.UNKNOWN}),
+    # unknown: no usable answer; only a later provider answer (or staff) resolves it.
+    R.UNKNOWN: frozenset({R.SUCCEEDED, R.FAILED, R.PENDING}),
+    R.SUCCEEDED: frozenset(),
+    R.FAILED: frozenset(),
+}
+
 OPEN_ORDER_STATUSES = frozenset({O.PENDING, O.PROCESSING})
 PAID_ORDER_STATUSES = frozenset({O.PAID, O.PARTIALLY_REFUNDED, O.REFUNDED})
 OPEN_ATTEMPT_STATUSES = frozenset({A.CREATED, A.REDIRECTED, A.UNKNOWN})
@@ -68,6 +84,7 @@ OPEN_ATTEMPT_STATUSES = frozenset({A.CREATED, A.REDIRECTED, A.UNKNOWN})
 _TABLES: Mapping[str, Mapping[str, frozenset[str]]] = {
     "order": {k.value: frozenset(v.value for v in vs) for k, vs in ORDER_TRANSITIONS.items()},
     "attempt": {k.value: frozenset(v.value for v in vs) for k, vs in ATTEMPT_TRANSITIONS.items()},
+    "refund": {k.value: frozenset(v.value for v in vs) for k, vs in REFUND_TRANSITIONS.items()},
 }
 
 
@@ -105,7 +122,7 @@ def transition(
     """Move ``obj`` to ``target``; return the audit entry, or ``None`` for an idempotent repeat.
 
     Args:
-        entity: ``"order"`` or ``"attempt"``, selecting the table.
+        entity: ``"order"``, ``"attempt"`` or ``"refund"``, selecting the table.
         obj: anything with ``id`` and ``status``.
         target: the new status.
         actor: who caused it (a client id, a staff e-mail, ``"vnpay"``, ``"system"``).

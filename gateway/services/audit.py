@@ -7,12 +7,14 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from gateway.domain.status import AuditEntry, transition
-from gateway.storage.models import AuditLog, Order, PaymentAttempt
+from gateway.storage.models import AuditLog, Order, PaymentAttempt, Refund
+
+_ENTITIES: dict[type, str] = {Order: "order", PaymentAttempt: "attempt", Refund: "refund"}
 
 
 def change_status(
     session: Session,
-    obj: Order | PaymentAttempt,
+    obj: Order | PaymentAttempt | Refund,
     target: str,
     *,
     actor: str,
@@ -21,7 +23,7 @@ def change_status(
     at: datetime,
 ) -> bool:
     """Apply one transition and append its audit row. Returns ``False`` for an idempotent repeat."""
-    entity = "order" if isinstance(obj, Order) else "attempt"
+    entity = _ENTITIES[type(obj)]
     entry = transition(entity, obj, target, actor=actor, source=source, reason=reason, at=at)
     if entry is None:
         return False

@@ -21,6 +21,8 @@ from gateway.domain.errors import Conflict, ValidationProblem
 from gateway.storage.models import IdempotencyRecord
 
 RETENTION = timedelta(hours=48)
+# A reserved key whose request is still running (requests that call a provider in between).
+IN_PROGRESS = 0
 MAX_KEY_LENGTH = 255
 
 
@@ -59,6 +61,11 @@ def lookup(session: Session, client_id: str, key: str, req_hash: str) -> StoredR
             "this Idempotency-Key was already used with a different request",
             errors={"Idempotency-Key": ["reused with a different body"]},
         )
+    if record.response_status == IN_PROGRESS:
+        raise Conflict(
+            "a request with this Idempotency-Key is still in progress; retry later",
+            errors={"Idempotency-Key": ["in progress"]},
+        )
     return StoredResponse(record.response_status, record.response_body)
 
 
@@ -93,3 +100,27 @@ def remember(
 def is_key_conflict(exc: IntegrityError) -> bool:
     text = str(exc.orig)
     return "uq_idempotency_client_key" in text or "idempotency_records" in text
+
+
+def reserve(session: Session, *, client_id: str, key: str, method: str, path: str, req_hash: str,
+            now: datetime) -> None:
+    """Claim ``key`` before a request that calls a provider; IntegrityError if another request holds it."""
+    remember(session, client_id=client_id, key=key, method=method, path=path, req_hash=req_hash,
+             status=IN_PROGRESS, body="", now=now)
+
+
+def complete(session: Session, *, client_id: str, key: str, status: int, body: str) -> None:
+    record = session.scalars(
+        select(IdempotencyRecord).where(IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key)
+    ).one()
+    record.response_status = status
+    record.response_body = body
+
+
+def release(session: Session, *, client_id: str, key: str) -> None:
+    """Forget a reservation whose request failed validation (nothing is kept for it, as Stripe does)."""
+    record = session.scalars(
+        select(IdempotencyRecord).where(IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key)
+    ).first()
+    if record is not None:
+        session.delete(record)

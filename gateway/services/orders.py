@@ -233,10 +233,45 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     return instant, order_id
 
 
+def expire_due_orders(session: Session, client_id: str, *, now: datetime, base_url: str) -> None:
+    """Expire this client's open orders whose deadline has passed, each under its row lock.
+
+    A list is a read too (issue 3.11: "expired when read"): without this it showed a past-due
+    order as ``pending`` and ``?status=pending`` / ``?status=expired`` filtered on the stale value.
+    """
+    due = session.scalars(
+        select(Order.id)
+        .where(
+            Order.client_id == client_id,
+            Order.status.in_([s.value for s in OPEN_ORDER_STATUSES]),
+            Order.expires_at <= now,
+        )
+        # one lock order for every caller, so two concurrent lists cannot deadlock
+        .order_by(Order.id)
+    ).all()
+    for order_id in due:
+        order = get_for_update(session, Order, order_id)
+        if order is not None:
+            expire_if_due(session, order, now=now, base_url=base_url)
+
+
 def list_orders(
-    session: Session, client_id: str, filters: OrderFilter, *, limit: int, cursor: str | None
+    session: Session,
+    client_id: str,
+    filters: OrderFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+    now: datetime | None = None,
+    base_url: str = "",
 ) -> tuple[list[Order], str | None]:
-    """Newest first, keyset-paginated on ``(created_at, id)`` so pages never skip or repeat."""
+    """Newest first, keyset-paginated on ``(created_at, id)`` so pages never skip or repeat.
+
+    With ``now``, past-due open orders are expired first so that statuses and the status filter
+    are current (callers that only page through history may leave it out).
+    """
+    if now is not None:
+        expire_due_orders(session, client_id, now=now, base_url=base_url)
     stmt = (
         select(Order)
         .where(Order.client_id == client_id)

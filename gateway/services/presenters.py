@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.storage.models import Order, PaymentAttempt
+from gateway.storage.models import Order, PaymentAttempt, Refund
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -67,4 +67,21 @@ def order_view(order: Order, base_url: str) -> dict[str, Any]:
         "updated_at": iso(order.updated_at),
         "paid_at": iso(order.paid_at),
         "attempts": [attempt_view(a) for a in order.attempts],
+    }
+
+
+def refund_view(refund: Refund) -> dict[str, Any]:
+    # contract §4 lists pending|succeeded|failed: "unknown" (no usable provider answer yet) is, for the
+    # portal, still pending; the console shows the distinction.
+    status = "pending" if refund.status == "unknown" else refund.status
+    return {
+        "id": refund.id,
+        "order_id": refund.order_id,
+        "amount": refund.amount,
+        "reason": refund.reason,
+        "status": status,
+        "provider": refund.provider,
+        "provider_reference": refund.provider_reference,
+        "created_at": iso(refund.created_at),
+        "completed_at": iso(refund.completed_at),
     }

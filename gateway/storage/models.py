@@ -135,6 +135,30 @@ class PaymentAttempt(Base):
     order: Mapped[Order] = relationship(back_populates="attempts")
 
 
+class Refund(Base):
+    """A refund of (part of) a paid order. Σ non-failed refunds ≤ the paid amount, checked under the lock."""
+
+    __tablename__ = "refunds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    attempt_id: Mapped[str] = mapped_column(ForeignKey("payment_attempts.id"))
+    provider: Mapped[str] = mapped_column(String(32))
+    # Our new, unique reference for this refund at the provider (MoMo orderId, ZaloPay m_refund_id...).
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    provider_reference: Mapped[str | None] = mapped_column(String(100))
+    result_code: Mapped[str | None] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    # A manual refund (bank transfer) is completed by staff recording the transfer reference.
+    bank_transfer_ref: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class InboundNotification(Base):
     """Every provider message, valid or not, stored before anything acts on it (contract §6)."""
 

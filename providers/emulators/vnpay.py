@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
 import flask
@@ -28,9 +28,13 @@ import requests
 from flask.typing import ResponseReturnValue
 
 from gateway.domain.errors import SignatureVerificationError
+from gateway.domain.money import format_vnd
+from providers.base import CallbackRequest, NotificationForge, Outcome
+from providers.emulators import emulator_now
 from providers.signing import hmac_hex, verify_hmac
 from providers.vnpay import (
     ALGORITHM,
+    FAILED_RESPONSE_CODES,
     VnpayProvider,
     query_response_hash_data,
     querydr_hash_data,
@@ -145,16 +149,12 @@ class EmulatedTransaction:
     transaction_no: str = "0"  # §1.5: 0 while VNPAY has created no transaction
     pay_date: str = ""
     ipn_query: str = ""  # the signed IPN query, kept so a test can replay it
+    refunded: int = 0  # Σ refunded VND (§1.9)
 
 
 def build_ipn_query(secret: str, params: Mapping[str, str]) -> str:
     """Sign ``params`` like VNPAY signs an IPN/return (§1.3) and return the query string (forging helper)."""
     return signed_query(secret, params)
-
-
-def format_vnd(amount: int) -> str:
-    """``1234567`` → ``1.234.567`` (Vietnamese thousands separator); integer VND only."""
-    return f"{amount:,}".replace(",", ".")
 
 
 def _vnp_params(items: Mapping[str, str]) -> dict[str, str]:
@@ -272,7 +272,7 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
             txn.status = status
             txn.response_code = response_code
             txn.transaction_no = "0" if cancelled else _random_digits(8)
-            txn.pay_date = to_vnp_date(datetime.now(UTC))
+            txn.pay_date = to_vnp_date(emulator_now())
             # §1.5: the IPN parameter set, signed per §1.3.
             ipn = {
                 "vnp_TmnCode": self.provider.tmn_code,
@@ -325,9 +325,7 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
         if command == "querydr":
             return self._querydr(fields)
         if command == "refund":
-            if not self._signed(fields, refund_hash_data(fields)):
-                return self._answer(fields, "97", "Invalid Checksum", refund=True)
-            return self._answer(fields, "99", "Refund is not supported by the emulator yet", refund=True)
+            return self._refund(fields)
         return self._answer(fields, "03", "Invalid request format")
 
     def _signed(self, fields: Mapping[str, str], data: str) -> bool:
@@ -358,6 +356,36 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
                 "vnp_PromotionAmount": "",
             }
         return self._answer(fields, "00", "QueryDR Success", extra=body)
+
+    def _refund(self, fields: Mapping[str, str]) -> ResponseReturnValue:
+        """§1.9: partial (03) or full (02) refunds of a paid transaction; Σ refunds ≤ the paid amount."""
+        if not self._signed(fields, refund_hash_data(fields)):
+            return self._answer(fields, "97", "Invalid Checksum", refund=True)
+        if fields.get("vnp_TmnCode") != self.provider.tmn_code:
+            return self._answer(fields, "02", "Merchant is not valid", refund=True)
+        raw = fields.get("vnp_Amount", "")
+        if not re.fullmatch(r"[1-9][0-9]*00", raw) or fields.get("vnp_TransactionType") not in {"02", "03"}:
+            return self._answer(fields, "03", "Invalid request format", refund=True)
+        amount = int(raw) // 100
+        with self.lock:
+            txn = self.transactions.get(fields.get("vnp_TxnRef", ""))
+            if txn is None:
+                return self._answer(fields, "91", "Transaction not found", refund=True)
+            if txn.status != "00" and txn.refunded == 0:
+                return self._answer(fields, "95", "Transaction is not successful", refund=True)
+            if txn.refunded + amount > txn.amount:
+                return self._answer(fields, "03", "Refund amount exceeds the paid amount", refund=True)
+            txn.refunded += amount
+            body = {
+                "vnp_Amount": raw,
+                "vnp_BankCode": txn.bank_code,
+                "vnp_PayDate": txn.pay_date,
+                "vnp_TransactionNo": _random_digits(8),
+                "vnp_TransactionType": fields["vnp_TransactionType"],
+                "vnp_TransactionStatus": "00",
+                "vnp_OrderInfo": fields.get("vnp_OrderInfo", ""),
+            }
+        return self._answer(fields, "00", "Refund success", extra=body, refund=True)
 
     def _answer(
         self,
@@ -394,3 +422,63 @@ def create_blueprint(
         http: the session used to send IPNs (injected by tests).
     """
     return VnpayEmulatorBlueprint(provider, ipn_url=ipn_url, http=http)
+
+
+class Forge(NotificationForge):
+    """VNPAY's IPN as VNPAY sends it: a GET whose query is signed per §1.3 (used by the contract suite)."""
+
+    # §1.6 (vnp_ResponseCode): 00 paid; 07 debited but suspected -> investigate; the rest did not happen.
+    result_codes: ClassVar[Mapping[str, Outcome]] = {
+        "00": Outcome.SUCCEEDED,
+        "07": Outcome.UNKNOWN,
+        **dict.fromkeys(sorted(FAILED_RESPONSE_CODES), Outcome.FAILED),
+    }
+    success_code: ClassVar[str] = "00"
+    signed_fields: ClassVar[tuple[str, ...]] = (
+        "vnp_Amount",
+        "vnp_BankCode",
+        "vnp_BankTranNo",
+        "vnp_CardType",
+        "vnp_OrderInfo",
+        "vnp_PayDate",
+        "vnp_ResponseCode",
+        "vnp_TmnCode",
+        "vnp_TransactionNo",
+        "vnp_TransactionStatus",
+        "vnp_TxnRef",
+    )
+
+    def notification(
+        self,
+        *,
+        reference: str,
+        amount: int,
+        result_code: str,
+        provider_txn_id: str,
+        secret: str | None = None,
+    ) -> CallbackRequest:
+        params = {
+            "vnp_TmnCode": self.provider.tmn_code,  # type: ignore[attr-defined]
+            "vnp_Amount": str(amount * 100),
+            "vnp_BankCode": "NCB",
+            "vnp_BankTranNo": f"VNP{provider_txn_id}",
+            "vnp_CardType": "ATM",
+            "vnp_OrderInfo": f"Thanh toan {reference}",
+            "vnp_PayDate": to_vnp_date(datetime.now(UTC)),
+            "vnp_ResponseCode": result_code,
+            "vnp_TransactionNo": provider_txn_id,
+            "vnp_TransactionStatus": "00" if result_code == "00" else "02",
+            "vnp_TxnRef": reference,
+        }
+        query = signed_query(secret or self.secret, params)
+        return CallbackRequest(method="GET", args=dict(parse_qsl(query)), headers={}, body=b"")
+
+    def tamper(self, request: CallbackRequest, field_name: str) -> CallbackRequest:
+        args = dict(request.args)
+        value = args[field_name]
+        args[field_name] = value[:-1] + ("1" if value[-1:] != "1" else "2") if value else "X"
+        return CallbackRequest(method=request.method, args=args, headers=request.headers, body=request.body)
+
+    def strip_signature(self, request: CallbackRequest) -> CallbackRequest:
+        args = {k: v for k, v in request.args.items() if k != "vnp_SecureHash"}
+        return CallbackRequest(method=request.method, args=args, headers=request.headers, body=request.body)

@@ -72,8 +72,12 @@ CREATE_CASES: list[tuple[str, Callable[[], Req], set[int], str]] = [
     ("empty-body", lambda: raw(""), {400}, "body"),
     ("not-utf8", lambda: Req(b'{"dossier_code": "\xff\xfe"}'), {400}, "body"),
     ("wrong-content-type", lambda: raw(VALID_TEXT, "text/plain"), {400, 415}, "Content-Type"),
-    ("form-content-type", lambda: raw("dossier_code=H1", "application/x-www-form-urlencoded"),
-     {400, 415}, "Content-Type"),
+    (
+        "form-content-type",
+        lambda: raw("dossier_code=H1", "application/x-www-form-urlencoded"),
+        {400, 415},
+        "Content-Type",
+    ),
     ("no-content-type", lambda: raw(VALID_TEXT, None), {400, 415}, "Content-Type"),
     ("oversize-body", lambda: as_json(order_body(metadata={"pad": "x" * (64 * 1024)})), {413}, "body"),
     ("missing-dossier_code", lambda: without("dossier_code"), {400, 422}, "dossier_code"),
@@ -94,12 +98,20 @@ CREATE_CASES: list[tuple[str, Callable[[], Req], set[int], str]] = [
     ("items-not-list", lambda: as_json(order_body(items={"0": item(1000)})), {400, 422}, "items"),
     ("null-item", lambda: as_json(order_body(items=[None])), {400, 422}, "items.0"),
     ("item-not-object", lambda: as_json(order_body(items=[5])), {400, 422}, "items.0"),
-    ("too-many-items", lambda: as_json(order_body(items=[item(1000, f"C{i}") for i in range(51)])),
-     {400, 422}, "items"),
+    (
+        "too-many-items",
+        lambda: as_json(order_body(items=[item(1000, f"C{i}") for i in range(51)])),
+        {400, 422},
+        "items",
+    ),
     ("amount-float", lambda: with_item(amount=10000.5), {400, 422}, "items.0.amount"),
     ("amount-integral-float", lambda: with_item(amount=10000.0), {400, 422}, "items.0.amount"),
-    ("amount-exponent", lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": 5e4')),
-     {400, 422}, "items.0.amount"),
+    (
+        "amount-exponent",
+        lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": 5e4')),
+        {400, 422},
+        "items.0.amount",
+    ),
     ("amount-string", lambda: with_item(amount="10000"), {400, 422}, "items.0.amount"),
     ("amount-thousands-string", lambda: with_item(amount="10.000"), {400, 422}, "items.0.amount"),
     ("amount-zero", lambda: with_item(amount=0), {400, 422}, "items.0.amount"),
@@ -109,27 +121,59 @@ CREATE_CASES: list[tuple[str, Callable[[], Req], set[int], str]] = [
     ("amount-true", lambda: with_item(amount=True), {400, 422}, "items.0.amount"),
     ("amount-false", lambda: with_item(amount=False), {400, 422}, "items.0.amount"),
     ("amount-null", lambda: with_item(amount=None), {400, 422}, "items.0.amount"),
-    ("amount-missing", lambda: as_json(order_body(items=[{"code": "A", "kind": "fee"}])),
-     {400, 422}, "items.0.amount"),
-    ("second-item-bad", lambda: as_json(order_body(items=[item(1000, "A"), item(-1, "B")])),
-     {400, 422}, "items.1.amount"),
+    (
+        "amount-missing",
+        lambda: as_json(order_body(items=[{"code": "A", "kind": "fee"}])),
+        {400, 422},
+        "items.0.amount",
+    ),
+    (
+        "second-item-bad",
+        lambda: as_json(order_body(items=[item(1000, "A"), item(-1, "B")])),
+        {400, 422},
+        "items.1.amount",
+    ),
     ("amount-NaN", lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": NaN')), {400, 422}, "body"),
-    ("amount-Infinity", lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": Infinity')),
-     {400, 422}, "body"),
-    ("amount-minus-Infinity", lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": -Infinity')),
-     {400, 422}, "body"),
-    ("total-above-max", lambda: as_json(order_body(items=[item(MAX_AMOUNT, "A"), item(1, "B")])),
-     {400, 422}, "items"),
+    (
+        "amount-Infinity",
+        lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": Infinity')),
+        {400, 422},
+        "body",
+    ),
+    (
+        "amount-minus-Infinity",
+        lambda: raw(VALID_TEXT.replace('"amount": 50000', '"amount": -Infinity')),
+        {400, 422},
+        "body",
+    ),
+    (
+        "total-above-max",
+        lambda: as_json(order_body(items=[item(MAX_AMOUNT, "A"), item(1, "B")])),
+        {400, 422},
+        "items",
+    ),
     ("currency-usd", lambda: as_json(order_body(currency="USD")), {400, 422}, "currency"),
     ("currency-lowercase", lambda: as_json(order_body(currency="vnd")), {400, 422}, "currency"),
     ("currency-null", lambda: as_json(order_body(currency=None)), {400, 422}, "currency"),
     ("kind-tax", lambda: with_item(kind="tax"), {400, 422}, "items.0.kind"),
-    ("kind-missing", lambda: as_json(order_body(items=[{"code": "A", "amount": 1000}])),
-     {400, 422}, "items.0.kind"),
-    ("return_url-ftp", lambda: as_json(order_body(return_url="ftp://portal.example.vn/x")),
-     {400, 422}, "return_url"),
-    ("return_url-javascript", lambda: as_json(order_body(return_url="javascript:alert(1)")),
-     {400, 422}, "return_url"),
+    (
+        "kind-missing",
+        lambda: as_json(order_body(items=[{"code": "A", "amount": 1000}])),
+        {400, 422},
+        "items.0.kind",
+    ),
+    (
+        "return_url-ftp",
+        lambda: as_json(order_body(return_url="ftp://portal.example.vn/x")),
+        {400, 422},
+        "return_url",
+    ),
+    (
+        "return_url-javascript",
+        lambda: as_json(order_body(return_url="javascript:alert(1)")),
+        {400, 422},
+        "return_url",
+    ),
     ("return_url-relative", lambda: as_json(order_body(return_url="/ho-so/1")), {400, 422}, "return_url"),
     ("return_url-no-host", lambda: as_json(order_body(return_url="https://")), {400, 422}, "return_url"),
     ("expires_in-too-small", lambda: as_json(order_body(expires_in=299)), {400, 422}, "expires_in"),
@@ -148,23 +192,54 @@ CREATE_CASES: list[tuple[str, Callable[[], Req], set[int], str]] = [
     ("metadata-not-object", lambda: as_json(order_body(metadata=[1, 2])), {400, 422}, "metadata"),
     ("unknown-top-level-field", lambda: as_json(order_body(discount=1000)), {400, 422}, "discount"),
     ("unknown-item-field", lambda: with_item(vat=10), {400, 422}, "items.0.vat"),
-    ("unknown-payer-field", lambda: as_json(order_body(payer={"name": "An", "age": 30})),
-     {400, 422}, "payer.age"),
+    (
+        "unknown-payer-field",
+        lambda: as_json(order_body(payer={"name": "An", "age": 30})),
+        {400, 422},
+        "payer.age",
+    ),
     ("body-array", lambda: as_json([order_body()]), {400, 422}, "body"),
     ("body-string", lambda: as_json("order"), {400, 422}, "body"),
     ("body-null", lambda: raw("null"), {400, 422}, "body"),
     ("body-number", lambda: raw("58000"), {400, 422}, "body"),
     ("body-deeply-nested", lambda: raw("[" * 30_000 + "]" * 30_000), {400, 422}, "body"),
-    ("metadata-deeply-nested", lambda: raw(VALID_TEXT[:-1] + ', "metadata": {"a": ' + "[" * 3000 + "]" * 3000 + "}}"),
-     {400, 422}, "body"),
-    ("idempotency-key-256", lambda: Req(as_json(order_body()).data, headers={"Idempotency-Key": "k" * 256}),
-     {400, 422}, "Idempotency-Key"),
-    ("idempotency-key-blank", lambda: Req(as_json(order_body()).data, headers={"Idempotency-Key": "  "}),
-     {400, 422}, "Idempotency-Key"),
-    ("nul-in-dossier_code", lambda: as_json(order_body(dossier_code="H12\u0000")), {400, 422}, "dossier_code"),
+    (
+        "metadata-deeply-nested",
+        lambda: raw(VALID_TEXT[:-1] + ', "metadata": {"a": ' + "[" * 3000 + "]" * 3000 + "}}"),
+        {400, 422},
+        "body",
+    ),
+    (
+        "idempotency-key-256",
+        lambda: Req(as_json(order_body()).data, headers={"Idempotency-Key": "k" * 256}),
+        {400, 422},
+        "Idempotency-Key",
+    ),
+    (
+        "idempotency-key-blank",
+        lambda: Req(as_json(order_body()).data, headers={"Idempotency-Key": "  "}),
+        {400, 422},
+        "Idempotency-Key",
+    ),
+    (
+        "nul-in-dossier_code",
+        lambda: as_json(order_body(dossier_code="H12\u0000")),
+        {400, 422},
+        "dossier_code",
+    ),
     ("nul-in-payer.name", lambda: as_json(order_body(payer={"name": "An\u0000"})), {400, 422}, "payer.name"),
-    ("lone-surrogate", lambda: raw(VALID_TEXT.replace('"SO-TU-PHAP"', '"\\ud800"')), {400, 422}, "agency_code"),
-    ("too-long-dossier_code", lambda: as_json(order_body(dossier_code="H" * 101)), {400, 422}, "dossier_code"),
+    (
+        "lone-surrogate",
+        lambda: raw(VALID_TEXT.replace('"SO-TU-PHAP"', '"\\ud800"')),
+        {400, 422},
+        "agency_code",
+    ),
+    (
+        "too-long-dossier_code",
+        lambda: as_json(order_body(dossier_code="H" * 101)),
+        {400, 422},
+        "dossier_code",
+    ),
 ]
 
 
@@ -189,7 +264,7 @@ def assert_problem(response, statuses: set[int], field_name: str) -> dict[str, A
     assert response.status_code in statuses, text
     assert response.mimetype == "application/problem+json", text
     problem = json.loads(text)
-    assert PROBLEM_KEYS <= problem.keys(), problem
+    assert problem.keys() >= PROBLEM_KEYS, problem
     assert problem["status"] == response.status_code
     assert isinstance(problem["title"], str)
     assert problem["title"]
@@ -251,7 +326,9 @@ ATTEMPT_CASES: list[tuple[str, Any, str]] = [
 @pytest.mark.parametrize(
     ("body", "field_name"), [pytest.param(body, name, id=case) for case, body, name in ATTEMPT_CASES]
 )
-def test_bad_attempt_is_a_problem_naming_the_field_and_writes_nothing(client, portal, engine, body, field_name):
+def test_bad_attempt_is_a_problem_naming_the_field_and_writes_nothing(
+    client, portal, engine, body, field_name
+):
     order = client.post(ORDERS, json=order_body(), headers=portal.headers)
     assert order.status_code == 201
     order_id = order.get_json()["id"]
@@ -305,8 +382,22 @@ def test_bad_list_query_is_a_problem_naming_the_parameter(client, portal, engine
 # ---- random input: never a 500, always problem+json when refused ----
 
 FIELD_NAMES = [
-    "dossier_code", "agency_code", "payer", "name", "items", "code", "kind", "amount", "description",
-    "currency", "return_url", "expires_in", "expires_at", "metadata", "revenue_code", "chapter_code",
+    "dossier_code",
+    "agency_code",
+    "payer",
+    "name",
+    "items",
+    "code",
+    "kind",
+    "amount",
+    "description",
+    "currency",
+    "return_url",
+    "expires_in",
+    "expires_at",
+    "metadata",
+    "revenue_code",
+    "chapter_code",
 ]
 json_primitives = (
     st.none()
@@ -318,8 +409,10 @@ json_primitives = (
 )
 json_values = st.recursive(
     json_primitives,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), children, max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), children, max_size=5)
+    ),
     max_leaves=20,
 )
 
@@ -345,12 +438,16 @@ bodies = (
 )
 @given(body=bodies)
 def test_random_json_never_500(client, portal, body):
-    r = client.post(ORDERS, data=json.dumps(body, ensure_ascii=False), content_type="application/json",
-                    headers=portal.headers)
+    r = client.post(
+        ORDERS,
+        data=json.dumps(body, ensure_ascii=False),
+        content_type="application/json",
+        headers=portal.headers,
+    )
     assert r.status_code < 500, r.get_data(as_text=True)
     if r.status_code != 201:
         assert r.mimetype == "application/problem+json"
-        assert PROBLEM_KEYS <= r.get_json().keys()
+        assert r.get_json().keys() >= PROBLEM_KEYS
     else:
         created = r.get_json()
         assert isinstance(created["amount"], int)

@@ -24,6 +24,7 @@ TABLES = {
     "outbox_events",
     "audit_log",
     "idempotency_records",
+    "refunds",
 }
 
 

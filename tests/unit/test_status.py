@@ -12,8 +12,10 @@ from gateway.domain.errors import IllegalTransition
 from gateway.domain.status import (
     ATTEMPT_TRANSITIONS,
     ORDER_TRANSITIONS,
+    REFUND_TRANSITIONS,
     AttemptStatus,
     OrderStatus,
+    RefundStatus,
     transition,
 )
 
@@ -26,7 +28,11 @@ class Thing:
     status: str
 
 
-TABLES = {"order": (OrderStatus, ORDER_TRANSITIONS), "attempt": (AttemptStatus, ATTEMPT_TRANSITIONS)}
+TABLES = {
+    "order": (OrderStatus, ORDER_TRANSITIONS),
+    "attempt": (AttemptStatus, ATTEMPT_TRANSITIONS),
+    "refund": (RefundStatus, REFUND_TRANSITIONS),
+}
 
 
 def _pairs(kind: str, allowed: bool) -> list[tuple[str, str, str]]:
@@ -38,8 +44,8 @@ def _pairs(kind: str, allowed: bool) -> list[tuple[str, str, str]]:
     ]
 
 
-ALLOWED = _pairs("order", True) + _pairs("attempt", True)
-FORBIDDEN = _pairs("order", False) + _pairs("attempt", False)
+ALLOWED = [p for kind in TABLES for p in _pairs(kind, True)]
+FORBIDDEN = [p for kind in TABLES for p in _pairs(kind, False)]
 REPEATS = [
     (kind, s.value) for kind, (statuses, table) in TABLES.items() for s in statuses if s not in table[s]
 ]
@@ -96,6 +102,6 @@ def test_unknown_target_is_refused() -> None:
 
 
 def test_counts_cover_the_whole_product() -> None:
-    total = len(OrderStatus) ** 2 + len(AttemptStatus) ** 2
+    total = len(OrderStatus) ** 2 + len(AttemptStatus) ** 2 + len(RefundStatus) ** 2
     assert len(ALLOWED) + len(FORBIDDEN) + len(REPEATS) == total
     assert len(FORBIDDEN) > 20
