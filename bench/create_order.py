@@ -36,6 +36,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg import sql
+from sqlalchemy.exc import SQLAlchemyError
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 VENV_BIN = Path(sys.executable).parent
@@ -56,9 +60,6 @@ class BenchError(Exception):
 
 
 def recreate_database(admin_dsn: str, name: str) -> None:
-    import psycopg
-    from psycopg import sql
-
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
         conn.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> "
@@ -70,8 +71,6 @@ def recreate_database(admin_dsn: str, name: str) -> None:
 
 
 def postgres_version(admin_dsn: str) -> str:
-    import psycopg
-
     with psycopg.connect(admin_dsn) as conn:
         row = conn.execute("SHOW server_version").fetchone()
     return str(row[0]) if row else "?"
@@ -214,12 +213,21 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
 
 
 def run_wrk(
-    wrk: str, base: str, body_file: Path, tag: str, api_key: str, *, seconds: int, threads: int, conns: int
+    wrk: str,
+    base: str,
+    body_file: Path,
+    tag: str,
+    api_key: str,
+    *,
+    seconds: int,
+    threads: int,
+    conns: int,
+    recycle: int,
 ) -> dict[str, Any]:
     cmd = [
         wrk,
         *(f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--latency", "--timeout", "10s"),
-        *("-s", str(LUA), base, "--", str(body_file), tag, api_key),
+        *("-s", str(LUA), base, "--", str(body_file), tag, api_key, str(recycle)),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=False)
     for line in proc.stdout.splitlines():
@@ -259,7 +267,7 @@ class Result:
 def measure(
     server: Server, wrk: str, body_file: Path, api_key: str, args: argparse.Namespace, tag: str, rnd: int
 ) -> Result:
-    opts = {"threads": args.threads, "conns": args.connections}
+    opts = {"threads": args.threads, "conns": args.connections, "recycle": args.recycle}
     warm = run_wrk(wrk, server.base, body_file, f"W{tag}", api_key, seconds=WARMUP_SECONDS, **opts)
     workers = server.workers()
     before = [cpu_seconds(pid) for pid in workers]
@@ -332,6 +340,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="alternate floor and gateway this many times; the ratio is the median (default: %(default)s)",
     )
     parser.add_argument(
+        "--recycle",
+        type=int,
+        default=50,
+        help="every N-th request of a wrk thread closes its connection, so that connections spread "
+        "over both gunicorn workers; 0: keep-alive for the whole run (default: %(default)s)",
+    )
+    parser.add_argument(
         "--pg",
         default=os.environ.get("BENCH_PG", "postgresql://root@127.0.0.1:5432"),
         help="PostgreSQL server, libpq URL without a database (default: %(default)s)",
@@ -344,6 +359,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--duration must be at least 10 seconds")
     if args.threads < 1 or args.connections < args.threads:
         parser.error("--connections must be at least --threads (>= 1)")
+    if args.recycle < 0:
+        parser.error("--recycle must be 0 or more")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
@@ -366,12 +383,17 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Result] = []
     try:
         pg_version = postgres_version(admin_dsn)
+        recycling = (
+            f"a connection closed every {args.recycle} requests per wrk thread"
+            if args.recycle
+            else "keep-alive throughout"
+        )
         print(
             f"create-order benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {os.cpu_count()} cores, "
             f"Python {platform.python_version()}, PostgreSQL {pg_version}\n"
             f"  servers: gunicorn -w {WORKERS} -k gthread --threads {SERVER_THREADS} (both apps)\n"
             f"  load:    wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
-            f"after a {WARMUP_SECONDS} s warm-up, {args.rounds} round(s)\n"
+            f"after a {WARMUP_SECONDS} s warm-up, {args.rounds} round(s), {recycling}\n"
             f"  load average before: {load_average()}"
         )
         recreate_database(admin_dsn, args.database)
@@ -402,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
                 for server in order:
                     tag = f"{run_id}-{rnd}-{server.name}"
                     results.append(measure(server, wrk, body_file, keys[server.name], args, tag, rnd))
-    except BenchError as exc:
+    except (BenchError, psycopg.Error, SQLAlchemyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

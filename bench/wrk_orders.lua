@@ -1,10 +1,15 @@
 -- wrk script for bench/create_order.py: POST /api/v1/orders with a distinct dossier_code per request.
 --
---   wrk -t2 -c8 -d15s -s bench/wrk_orders.lua http://127.0.0.1:8000 -- BODY_FILE TAG [API_KEY]
+--   wrk -t2 -c8 -d15s -s bench/wrk_orders.lua http://127.0.0.1:8000 -- BODY_FILE TAG [API_KEY [RECYCLE]]
 --
 -- BODY_FILE holds the JSON body with the placeholder @@DOSSIER@@ where the dossier code goes;
 -- each request gets "<TAG>-<thread>-<n>". Every answer other than 201 is counted, and done()
 -- prints one line "WRK_RESULT {json}" that the benchmark parses (latencies in microseconds).
+--
+-- RECYCLE (default 0 = never): every RECYCLE-th request of a wrk thread carries
+-- "Connection: close", so wrk reconnects and the kernel hands the new connection to whichever
+-- gunicorn worker accepts first. Without it the few keep-alive connections wrk opens at start
+-- can all land on one worker and leave the other idle for the whole run.
 
 local threads = {}
 local next_id = 0
@@ -17,6 +22,8 @@ end
 
 local prefix, suffix, tag
 local headers = {}
+local closing = {}
+local recycle = 0
 local counter = 0
 non201 = 0
 first_bad = ""
@@ -35,11 +42,19 @@ function init(args)
    if args[3] and args[3] ~= "" then
       headers["Authorization"] = "Bearer " .. args[3]
    end
+   recycle = tonumber(args[4] or "0") or 0
+   for k, v in pairs(headers) do
+      closing[k] = v
+   end
+   closing["Connection"] = "close"
 end
 
 function request()
    counter = counter + 1
    local body = prefix .. tag .. "-" .. tid .. "-" .. counter .. suffix
+   if recycle > 0 and counter % recycle == 0 then
+      return wrk.format("POST", "/api/v1/orders", closing, body)
+   end
    return wrk.format("POST", "/api/v1/orders", headers, body)
 end
 

@@ -22,6 +22,7 @@ def create_app(
     *,
     clock: Clock | None = None,
     http: requests.Session | None = None,
+    webhook_http: requests.Session | None = None,
     providers: ProviderRegistry | None = None,
 ) -> Flask:
     """Build the WSGI app.
@@ -30,6 +31,7 @@ def create_app(
         settings: typed settings; read from the environment when omitted.
         clock: returns the current aware UTC instant (tests pass a fixed or moving clock).
         http: the HTTP session for provider calls and emulator notifications.
+        webhook_http: the HTTP session for deliveries to portal webhooks.
         providers: a ready registry (tests); built from ``settings`` when omitted.
     """
     settings = settings or load_settings()
@@ -59,6 +61,7 @@ def create_app(
         providers=registry,
         clock=clock or utc_now,
         http=http,
+        webhook_http=webhook_http or requests.Session(),
     )
 
     from callbacks.views import bp as callbacks_bp

@@ -160,5 +160,35 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     run(settings, host=host, port=port, workers=workers, threads=threads)
 
 
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=click.IntRange(1, 64))
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(concurrency: int, loglevel: str) -> None:
+    """Run a Celery worker for the gateway's jobs (needs BROKER_URL)."""
+    from gateway.jobs.celery_app import make_celery
+
+    settings = _settings()
+    if not settings.broker_url:
+        _fail("BROKER_URL is not set; without it the jobs run inside `gateway serve`")
+    celery = make_celery(settings)
+    celery.worker_main(["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}", "-Q", "gateway"])
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def scheduler(loglevel: str) -> None:
+    """Run Celery beat, which queues the gateway's periodic jobs (needs BROKER_URL)."""
+    import tempfile
+
+    from gateway.jobs.celery_app import make_celery
+
+    settings = _settings()
+    if not settings.broker_url:
+        _fail("BROKER_URL is not set; without it the jobs run inside `gateway serve`")
+    celery = make_celery(settings)
+    schedule_file = str(Path(tempfile.gettempdir()) / "gateway-celerybeat-schedule")
+    celery.start(["beat", f"--loglevel={loglevel}", f"--schedule={schedule_file}"])
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

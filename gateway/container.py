@@ -22,6 +22,9 @@ class Services:
     providers: ProviderRegistry
     clock: Clock
     http: requests.Session
+    # Deliveries to portals go through their own session: provider traffic and portal traffic never share
+    # connection pools or adapters.
+    webhook_http: requests.Session
 
     @property
     def base_url(self) -> str:

@@ -20,9 +20,15 @@ class _Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # Runs in each worker process (no preload), so each gets its own engine and, without a broker,
+        # its own jobs thread (the tasks are safe to run side by side: issue 5.1).
         from gateway.app import create_app
+        from gateway.jobs.scheduler import InProcessScheduler
 
-        return create_app(self._settings)
+        app = create_app(self._settings)
+        if not self._settings.broker_url:
+            InProcessScheduler(app, tick=self._settings.jobs_tick_seconds).start()
+        return app
 
 
 def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:

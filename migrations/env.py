@@ -16,10 +16,11 @@ target_metadata = Base.metadata
 
 def _run(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
-        # Fail fast instead of queueing behind a long transaction, and let only one migrator run.
+        # Let only one migrator run per schema (several app processes may start at once), then fail
+        # fast instead of queueing DDL behind a long transaction.
+        connection.execute(text("SELECT pg_advisory_lock(hashtext('alembic:' || current_schema()))"))
         connection.execute(text("SET lock_timeout = '4s'"))
         connection.execute(text("SET statement_timeout = '60s'"))
-        connection.execute(text("SELECT pg_advisory_lock(hashtext('alembic'))"))
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -30,7 +31,10 @@ def _run(connection: Connection) -> None:
     with context.begin_transaction():
         context.run_migrations()
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT pg_advisory_unlock(hashtext('alembic'))"))
+        # The connection goes back to the application's pool: undo the migration-only settings.
+        connection.execute(text("RESET lock_timeout"))
+        connection.execute(text("RESET statement_timeout"))
+        connection.execute(text("SELECT pg_advisory_unlock(hashtext('alembic:' || current_schema()))"))
         connection.commit()
 
 

@@ -56,22 +56,49 @@ class FieldMapping:
     def from_file(cls, path: str) -> FieldMapping:
         """Load ``{"fields": {...}, "signature_header": ..., "success_values": [...], ...}`` from JSON."""
         try:
-            data = json.loads(Path(path).read_text())
+            data = json.loads(Path(path).read_bytes())  # UTF-8 (RFC 8259), whatever the locale
         except (OSError, ValueError) as exc:
             raise ValueError(f"cannot read the bank field mapping {path}: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"the bank field mapping {path} must be a JSON object")
+        # A misspelt key ("succes_values") would otherwise be ignored silently and the defaults used.
+        extra = set(data) - _MAPPING_KEYS
+        if extra:
+            raise ValueError(f"unknown key(s) in the bank field mapping {path}: {', '.join(sorted(extra))}")
         default = cls()
-        fields = {**default.fields, **data.get("fields", {})}
+        given = data.get("fields", {})
+        if not isinstance(given, dict) or not all(isinstance(v, str) and v.strip() for v in given.values()):
+            raise ValueError(f"'fields' in {path} must map canonical names to the bank's field names")
+        fields = {**default.fields, **given}
         unknown = set(fields) - set(CANONICAL_FIELDS)
         if unknown:
             raise ValueError(f"unknown canonical field(s) in {path}: {', '.join(sorted(unknown))}")
+        header = data.get("signature_header", default.signature_header)
+        if not isinstance(header, str) or not header.strip():
+            raise ValueError(f"'signature_header' in {path} must be a non-empty string")
+        success = _values(data, "success_values", default.success_values, path)
+        failure = _values(data, "failure_values", default.failure_values, path)
+        if success & failure:
+            raise ValueError(
+                f"{path}: value(s) both success and failure: {', '.join(sorted(success & failure))}"
+            )
         return cls(
             fields=fields,
-            signature_header=data.get("signature_header", default.signature_header),
-            success_values=frozenset(v.lower() for v in data.get("success_values", default.success_values)),
-            failure_values=frozenset(v.lower() for v in data.get("failure_values", default.failure_values)),
+            signature_header=header.strip(),
+            success_values=success,
+            failure_values=failure,
         )
+
+
+_MAPPING_KEYS = frozenset({"fields", "signature_header", "success_values", "failure_values"})
+
+
+def _values(data: Mapping[str, Any], key: str, default: frozenset[str], path: str) -> frozenset[str]:
+    # A bare string would otherwise become a set of its characters ("paid" -> {"p", "a", "i", "d"}).
+    raw = data.get(key, default)
+    if not isinstance(raw, list | frozenset) or not all(isinstance(v, str) and v.strip() for v in raw):
+        raise ValueError(f"{key!r} in {path} must be a list of non-empty strings")
+    return frozenset(v.strip().lower() for v in raw)
 
 
 DEFAULT_MAPPING = FieldMapping()
@@ -131,7 +158,7 @@ def verify_and_parse(
     if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
         raise MalformedNotification("amount must be a non-negative integer number of VND")
     txn = get("transaction_id")
-    if not isinstance(txn, str | int) or not str(txn).strip():
+    if isinstance(txn, bool) or not isinstance(txn, str | int) or not str(txn).strip():
         raise MalformedNotification("transaction_id is missing")
     currency = str(get("currency") or "VND").upper()
     if currency != "VND":
@@ -147,12 +174,15 @@ def verify_and_parse(
             raise MalformedNotification("transacted_at has no UTC offset")
     reference = get("reference")
     account = get("account_no")
+    # The documented defaults apply only to an ABSENT field: a signed but empty status ("", 0, false)
+    # must not read as "success".
+    direction, status = get("direction"), get("status")
     return BankNotification(
         transaction_id=str(txn).strip(),
         amount=amount,
         currency=currency,
-        direction=str(get("direction") or "credit").lower(),
-        status=str(get("status") or "success").lower(),
+        direction="credit" if direction is None else str(direction).strip().lower(),
+        status="success" if status is None else str(status).strip().lower(),
         account_no=str(account) if account else None,
         reference=str(reference).strip() if reference else None,
         remittance=str(get("remittance") or ""),

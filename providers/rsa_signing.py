@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
@@ -36,7 +36,12 @@ def _padding(scheme: Scheme, *, signing: bool) -> padding.AsymmetricPadding:
 
 
 def load_private_key(pem: bytes) -> rsa.RSAPrivateKey:
-    key = serialization.load_pem_private_key(pem, password=None)
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
+    except (TypeError, UnsupportedAlgorithm) as exc:
+        # cryptography raises TypeError for a passphrase-protected key and UnsupportedAlgorithm for an
+        # exotic one; both are configuration errors, which callers (the registry) expect as ValueError.
+        raise ValueError(f"cannot load the private key: {exc}") from exc
     if not isinstance(key, rsa.RSAPrivateKey):
         raise ValueError("the private key is not an RSA key")
     if key.key_size < MIN_KEY_BITS:
@@ -48,7 +53,10 @@ def load_public_keys(pems: Sequence[bytes]) -> tuple[rsa.RSAPublicKey, ...]:
     """Load one or more PEM public keys (several are accepted during a rotation)."""
     keys = []
     for pem in pems:
-        key = serialization.load_pem_public_key(pem)
+        try:
+            key = serialization.load_pem_public_key(pem)
+        except UnsupportedAlgorithm as exc:
+            raise ValueError(f"cannot load a public key: {exc}") from exc
         if not isinstance(key, rsa.RSAPublicKey):
             raise ValueError("a public key is not an RSA key")
         if key.key_size < MIN_KEY_BITS:
@@ -68,7 +76,10 @@ def read_pem_files(paths: str) -> list[bytes]:
             continue
         if not path.is_file():
             raise ValueError(f"key file not found: {path}")
-        out.append(path.read_bytes())
+        try:
+            out.append(path.read_bytes())
+        except OSError as exc:  # e.g. not readable by the service user: a configuration error too
+            raise ValueError(f"cannot read key file {path}: {exc}") from exc
     return out
 
 

@@ -23,7 +23,9 @@ blp = Blueprint("refunds", __name__, url_prefix="/api/v1/orders", description="R
 
 
 def _json(status: int, body: str) -> Response:
-    return Response(body, status=status, mimetype="application/json")
+    # A remembered refusal is replayed as the problem document it was (contract §12).
+    mimetype = "application/problem+json" if status >= 400 else "application/json"
+    return Response(body, status=status, mimetype=mimetype)
 
 
 @blp.route("/<string:order_id>/refunds", methods=["POST"])

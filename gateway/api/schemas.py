@@ -215,3 +215,43 @@ class RefundOut(Schema):
     provider_reference = fields.String(allow_none=True)
     created_at = fields.String()
     completed_at = fields.String(allow_none=True)
+
+
+class EventListArgs(Schema):
+    class Meta:
+        unknown = RAISE
+
+    type = fields.String(
+        validate=validate.OneOf(
+            [
+                "order.paid",
+                "order.failed",
+                "order.expired",
+                "order.cancelled",
+                "order.refunded",
+                "order.late_payment",
+                "order.double_payment",
+            ]
+        )
+    )
+    status = fields.String(validate=validate.OneOf(["pending", "delivered", "dead"]))
+    order_id = fields.String()
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String()
+
+
+class EventOut(Schema):
+    id = fields.String()
+    type = fields.String()
+    created_at = fields.String()
+    status = fields.String(metadata={"description": "pending | delivered | dead"})
+    attempts = fields.Integer()
+    next_attempt_at = fields.String(allow_none=True)
+    delivered_at = fields.String(allow_none=True)
+    last_error = fields.String(allow_none=True)
+    data = fields.Dict()
+
+
+class EventPage(Schema):
+    items = fields.List(fields.Nested(EventOut))
+    next_cursor = fields.String(allow_none=True)

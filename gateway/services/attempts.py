@@ -113,7 +113,7 @@ def start_attempt(
 
     # Phase 3: record what happened, again under the lock.
     with transaction(factory) as session:
-        lock_order(session, client_id, order_id)
+        order = lock_order(session, client_id, order_id)
         attempt = get_for_update(session, PaymentAttempt, attempt.id)  # type: ignore[assignment]
         if redirect is not None:
             attempt.redirect_url = redirect.redirect_url

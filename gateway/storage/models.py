@@ -131,6 +131,11 @@ class PaymentAttempt(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The janitor's ladder (JANITOR_SCHEDULE): how many provider queries were made, when the next is due,
+    # and whether the attempt is still unresolved after the last step (flagged for finance).
+    check_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     order: Mapped[Order] = relationship(back_populates="attempts")
 
@@ -201,6 +206,23 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDelivery(Base):
+    """One delivery attempt of an outbox event to a portal's webhook URL (issue 5.3: every attempt logged)."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("outbox_events.id"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    url: Mapped[str] = mapped_column(String(2000))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[int] = mapped_column(Integer)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | retry | dead
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -25,6 +25,7 @@ TABLES = {
     "audit_log",
     "idempotency_records",
     "refunds",
+    "webhook_deliveries",
 }
 
 
