@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.domain.errors import MalformedNotification, SignatureVerificationError
 from gateway.services.payments import apply_notification
 from gateway.storage.db import get_for_update, transaction
-from gateway.storage.models import InboundNotification
+from gateway.domain.status import OPEN_ATTEMPT_STATUSES
+from gateway.storage.models import InboundNotification, PaymentAttempt
 from providers.base import Ack, AckResponse, CallbackRequest, Notification, Outcome, PaymentProvider
 
 log = logging.getLogger(__name__)
@@ -81,27 +83,65 @@ def _finish(
         row.dedupe_key = dedupe_key
 
 
-def handle(factory: sessionmaker[Session], inbound: Inbound, *, now: datetime, base_url: str) -> AckResponse:
+@dataclass(frozen=True)
+class Handled:
+    ack: Ack
+    response: AckResponse
+
+
+def handle(factory: sessionmaker[Session], inbound: Inbound, *, now: datetime, base_url: str) -> Handled:
     provider = inbound.provider
     try:
         row_id = store(factory, inbound, now)
     except SQLAlchemyError:
         log.exception("could not store a %s notification; asking the provider to retry", provider.code)
-        return provider.acknowledge(Ack.ERROR)
+        return Handled(Ack.ERROR, provider.acknowledge(Ack.ERROR))
 
     try:
         note = provider.verify_callback(inbound.request)
     except SignatureVerificationError as exc:
-        return _record_rejection(factory, provider, row_id, "bad_signature", Ack.BAD_SIGNATURE, str(exc), now)
+        _record_rejection(factory, provider, row_id, "bad_signature", Ack.BAD_SIGNATURE, str(exc), now)
+        request_query(factory, provider, provider.claimed_reference(inbound.request), now=now)
+        return Handled(Ack.BAD_SIGNATURE, provider.acknowledge(Ack.BAD_SIGNATURE))
     except MalformedNotification as exc:
-        return _record_rejection(factory, provider, row_id, "malformed", Ack.ERROR, str(exc), now)
+        _record_rejection(factory, provider, row_id, "malformed", Ack.ERROR, str(exc), now)
+        return Handled(Ack.ERROR, provider.acknowledge(Ack.ERROR))
 
     try:
         ack = _apply(factory, provider, row_id, note, now=now, base_url=base_url)
     except SQLAlchemyError:
         log.exception("could not apply %s notification %s", provider.code, row_id)
         ack = Ack.ERROR
-    return provider.acknowledge(ack)
+    return Handled(ack, provider.acknowledge(ack))
+
+
+# After a callback we could not verify, the janitor asks the provider about the attempt it names, at most
+# once per this interval per attempt (so a forger cannot make us hammer the provider).
+QUERY_AFTER_REJECTION_INTERVAL = timedelta(minutes=1)
+
+
+def request_query(
+    factory: sessionmaker[Session], provider: PaymentProvider, reference: str | None, *, now: datetime
+) -> bool:
+    """Bring the janitor's next query of ``reference`` forward to now (issue 5.4). Returns True if it did."""
+    if not reference:
+        return False
+    try:
+        with transaction(factory) as session:
+            attempt = session.scalars(
+                select(PaymentAttempt)
+                .where(PaymentAttempt.reference == reference, PaymentAttempt.provider == provider.code)
+                .with_for_update()
+            ).first()
+            if attempt is None or attempt.status not in OPEN_ATTEMPT_STATUSES or attempt.needs_review:
+                return False
+            if attempt.next_check_at is not None and attempt.next_check_at <= now + QUERY_AFTER_REJECTION_INTERVAL:
+                return False  # a query is due soon anyway
+            attempt.next_check_at = now
+            return True
+    except SQLAlchemyError:
+        log.exception("could not schedule a query after a rejected %s callback", provider.code)
+        return False
 
 
 def _apply(
@@ -151,11 +191,10 @@ def _record_rejection(
     ack: Ack,
     error: str,
     now: datetime,
-) -> AckResponse:
+) -> None:
     log.warning("%s notification %s rejected: %s", provider.code, row_id, error)
     try:
         with transaction(factory) as session:
             _finish(session, row_id, outcome=outcome, ack=ack, now=now, error=error)
     except SQLAlchemyError:
         log.exception("could not record the rejection of %s notification %s", provider.code, row_id)
-    return provider.acknowledge(ack)

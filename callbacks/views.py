@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, request
+from flask import Blueprint, Response, abort, g, request
 
 from callbacks.pipeline import Inbound, handle
 from gateway.container import services
-from providers.base import CallbackRequest
+from providers.base import Ack, CallbackRequest
 
 bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
 
@@ -36,7 +36,10 @@ def receive(provider_code: str) -> Response:
         path=request.path,
         query_string=request.query_string.decode("latin-1"),
     )
-    ack = handle(svc.sessions, inbound, now=svc.clock(), base_url=svc.base_url)
+    handled = handle(svc.sessions, inbound, now=svc.clock(), base_url=svc.base_url)
+    # Counted by the tighter limit on callbacks we could not verify (gateway/limits.py).
+    g.callback_rejected = handled.ack is Ack.BAD_SIGNATURE
+    ack = handled.response
     response = Response(ack.body, status=ack.status)
     if ack.content_type:
         response.headers["Content-Type"] = ack.content_type

@@ -39,7 +39,7 @@ def create_app(
     engine = make_engine(settings.database_url)
     registry = providers
     if registry is None:
-        registry, skipped = build_registry(settings, session=http)
+        registry, skipped = build_registry(settings, session=http, clock=clock or utc_now)
         for reason in skipped:
             log.warning("provider not enabled: %s", reason)
 
@@ -67,12 +67,19 @@ def create_app(
     from callbacks.views import bp as callbacks_bp
     from gateway.api import init_api
     from gateway.api.problems import register_error_handlers
+    from gateway.limits import init_limits
+    from gateway.observability import init_metrics, init_request_ids
     from gateway.web import init_web
+    from gateway.web.vietqr import bp as vietqr_page_bp
 
+    init_request_ids(app)
     init_api(app)
     app.register_blueprint(callbacks_bp)
     html_error = init_web(app)
+    app.register_blueprint(vietqr_page_bp)
     register_error_handlers(app, html_error)
+    init_limits(app, settings)
+    init_metrics(app, app.extensions["gateway"].sessions)
     if not settings.is_production:
         _mount_emulators(app, registry, settings, http)
 

@@ -80,7 +80,7 @@ PROVIDER_VARIABLES: Mapping[str, tuple[str, ...]] = {
 
 # Optional per-provider variables that do not decide whether a provider is configured.
 OPTIONAL_PROVIDER_VARIABLES: Mapping[str, tuple[str, ...]] = {
-    "vietqr": ("VIETQR_BANK_NAME",),
+    "vietqr": ("VIETQR_BANK_NAME", "VIETQR_BANK_PUBLIC_KEYS"),
     "rsabank": ("RSABANK_SIGNATURE_SCHEME", "RSABANK_FIELD_MAP", "RSABANK_NAME"),
 }
 

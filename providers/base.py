@@ -8,15 +8,19 @@ Inputs and outputs keep the provider's ``raw`` payload for the audit trail.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
 import requests
 
 from gateway.settings import ProviderCredentials
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class Outcome(StrEnum):
@@ -148,6 +152,7 @@ class PaymentProvider(ABC):
         base_url: the gateway's public base URL (for emulator defaults).
         session: the HTTP session used for server-to-server calls (injected for tests).
         timeout: seconds for each provider call.
+        clock: returns the current aware UTC instant.
     """
 
     code: ClassVar[str]
@@ -163,11 +168,15 @@ class PaymentProvider(ABC):
         base_url: str,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.credentials = credentials
         self.base_url = base_url
         self.session = session or requests.Session()
         self.timeout = timeout
+        # The gateway's clock: provider-side time windows (ZaloPay's 48 h query window, request
+        # timestamps) follow it, so tests that move time move the adapters too.
+        self.clock: Callable[[], datetime] = clock or _utc_now
 
     @property
     def emulated(self) -> bool:
@@ -189,6 +198,14 @@ class PaymentProvider(ABC):
     @abstractmethod
     def verify_return(self, request: CallbackRequest) -> Notification:
         """Verify the browser redirect. Display only: the result never changes state."""
+
+    def claimed_reference(self, request: CallbackRequest) -> str | None:
+        """The attempt reference an *unverified* message claims to be about, or None.
+
+        Never trusted: the gateway only uses it to ask the provider itself (a query) about that attempt,
+        the way Hyperswitch answers an unverifiable webhook with a status sync (orchestrators.md §2).
+        """
+        return None
 
     @abstractmethod
     def acknowledge(self, ack: Ack) -> AckResponse:

@@ -203,8 +203,9 @@ def ascii_text(text: str) -> str:
     text = text.replace("đ", "d").replace("Đ", "D")
     decomposed = unicodedata.normalize("NFD", text)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    spaced = _SPACES_RE.sub(" ", stripped)
-    return _NOT_PRINTABLE_ASCII_RE.sub("", spaced).strip()
+    # Whitespace becomes a space first (a tab is not printable), then what is left outside ASCII goes.
+    printable = _NOT_PRINTABLE_ASCII_RE.sub("", _SPACES_RE.sub(" ", stripped))
+    return _SPACES_RE.sub(" ", printable).strip()
 
 
 def build_vietqr(

@@ -406,8 +406,18 @@ def _as_str(value: Any) -> str:
 
 
 def _plain(fields: Mapping[str, Any]) -> dict[str, Any]:
-    # For the audit trail: JsonNumber texts as plain str (str() of a str subclass is an exact str).
-    return {str(k): str(v) if isinstance(v, str) else v for k, v in fields.items()}
+    """For the audit trail: JsonNumber texts (also nested ones, e.g. refundTrans) as plain str."""
+    return {str(k): _plain_value(v) for k, v in fields.items()}
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return str(value)  # str() of a str subclass is an exact str
+    if isinstance(value, Mapping):
+        return _plain(value)
+    if isinstance(value, list):
+        return [_plain_value(v) for v in value]
+    return value
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -432,8 +442,9 @@ class MomoProvider(PaymentProvider):
         base_url: str,
         session: requests.Session | None = None,
         timeout: float = 30.0,  # §2.1: MoMo asks for >= 30 s on create and refund
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout)
+        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout, clock=clock)
         if credentials.emulated:
             self.partner_code = EMULATOR_PARTNER_CODE
             self.access_key = EMULATOR_ACCESS_KEY

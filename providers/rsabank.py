@@ -16,12 +16,13 @@ connected by configuration:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -82,7 +83,7 @@ VN_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")  # docs/rsabank.md: expires_at is se
 CURRENCY: Final = "VND"
 DESCRIPTION_MAX: Final = 255
 
-# docs/rsabank.md "Statuses": not final yet. Success and failure words come from the bank's mapping.
+# docs/rsabank.md §6: not final yet. Success and failure words come from the bank's mapping.
 PENDING_VALUES: Final = frozenset({"pending", "processing"})
 
 # 4xx answers that are not a refusal of this request: try again later (the outcome is unknown).
@@ -90,7 +91,7 @@ _RETRYABLE_4XX: Final = frozenset({408, 425, 429})
 # A refund that the bank says already exists (or is being processed) did not fail: ask again.
 _CONFLICT: Final = 409
 
-# docs/rsabank.md "Answering a notification" (contract §6): HTTP status and compact JSON body per Ack.
+# docs/rsabank.md §5.1 (contract §6): HTTP status and compact JSON body per Ack.
 ACK_ANSWERS: Final[Mapping[Ack, tuple[int, str, str]]] = {
     Ack.OK: (200, "00", "received"),
     Ack.NOT_FOUND: (200, "01", "unknown reference"),
@@ -107,7 +108,7 @@ ACK_ANSWERS: Final[Mapping[Ack, tuple[int, str, str]]] = {
 
 
 def dumps(payload: Mapping[str, Any]) -> bytes:
-    """The exact bytes we sign and send: compact JSON, UTF-8 (docs/rsabank.md "Signatures")."""
+    """The exact bytes we sign and send: compact JSON, UTF-8 (docs/rsabank.md §2)."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -147,7 +148,7 @@ def status_outcome(status: str, mapping: FieldMapping = DEFAULT_MAPPING) -> Outc
     return Outcome.UNKNOWN
 
 
-def public_key_pem(pem: bytes) -> bytes:
+def bank_public_key_pem(pem: bytes) -> bytes:
     """A bank's key as SubjectPublicKeyInfo PEM. Banks often hand out an X.509 certificate (.cer/.crt)
     rather than a bare public key: its key is taken (the certificate's validity is the bank's business)."""
     if b"-----BEGIN CERTIFICATE-----" not in pem:
@@ -156,6 +157,13 @@ def public_key_pem(pem: bytes) -> bytes:
     return cert.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
+
+
+@functools.lru_cache(maxsize=16)
+def cached_private_key(pem: bytes) -> rsa.RSAPrivateKey:
+    """:func:`load_private_key` once per PEM: loading checks the key (~50 ms), and every app built in a test
+    run (and the emulator beside it) would otherwise pay it again for the same emulator keys."""
+    return load_private_key(pem)
 
 
 def _spki(key: rsa.RSAPublicKey) -> bytes:
@@ -181,8 +189,17 @@ def ensure_private_key_file(path: Path) -> bytes:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(generate_private_key_pem())
-        with contextlib.suppress(FileExistsError):  # another process created it first: use theirs
+        try:
             os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it first: use theirs
+        except OSError:
+            # A filesystem without hard links: exclusive create (a concurrent reader may then see a partial
+            # file once; it fails loudly at start-up rather than signing with a wrong key).
+            with contextlib.suppress(FileExistsError):
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    out.write(Path(tmp).read_bytes())
     finally:
         os.unlink(tmp)
     return path.read_bytes()
@@ -199,7 +216,7 @@ class BankAnswer:
 
     @property
     def code(self) -> str:
-        """The bank's error code of a signed 4xx answer (docs/rsabank.md "Errors")."""
+        """The bank's error code of a signed 4xx answer (docs/rsabank.md §3)."""
         value = (self.data or {}).get("code")
         return str(value) if value not in (None, "") else f"http_{self.status}"
 
@@ -246,8 +263,9 @@ class RsabankProvider(PaymentProvider):
         base_url: str,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout)
+        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout, clock=clock)
         name = credentials.get("RSABANK_NAME").strip()
         if name:
             # The bank's own name on the citizen page; the class value stays the generic label.
@@ -271,8 +289,8 @@ class RsabankProvider(PaymentProvider):
             bank_path, gateway_path = emulator_key_paths(credentials.instance_path)
             try:
                 self.emulator_bank_private_pem = ensure_private_key_file(bank_path)
-                bank_key = load_private_key(self.emulator_bank_private_pem)
-                self.private_key = load_private_key(ensure_private_key_file(gateway_path))
+                bank_key = cached_private_key(self.emulator_bank_private_pem)
+                self.private_key = cached_private_key(ensure_private_key_file(gateway_path))
             except (OSError, ValueError) as exc:
                 raise ValueError(f"rsabank: emulator keys under {bank_path.parent}: {exc}") from exc
             self.bank_keys: tuple[rsa.RSAPublicKey, ...] = (bank_key.public_key(),)
@@ -286,14 +304,14 @@ class RsabankProvider(PaymentProvider):
             )
         try:
             pems = read_pem_files(credentials.get("RSABANK_PUBLIC_KEYS"))
-            self.bank_keys = load_public_keys([public_key_pem(pem) for pem in pems])
+            self.bank_keys = load_public_keys([bank_public_key_pem(pem) for pem in pems])
         except (ValueError, UnsupportedAlgorithm) as exc:
             raise ValueError(f"rsabank: RSABANK_PUBLIC_KEYS: {exc}") from exc
         try:
             private_pems = read_pem_files(credentials.get("RSABANK_PRIVATE_KEY"))
             if len(private_pems) != 1:
                 raise ValueError("exactly one key file is expected (we sign with one key)")
-            self.private_key = load_private_key(private_pems[0])
+            self.private_key = cached_private_key(private_pems[0])
         except ValueError as exc:
             raise ValueError(f"rsabank: RSABANK_PRIVATE_KEY: {exc}") from exc
         ours = _spki(self.private_key.public_key())
@@ -301,7 +319,7 @@ class RsabankProvider(PaymentProvider):
             # Swapped files: we would then accept as "the bank's" anything signed with our own key.
             raise ValueError("rsabank: RSABANK_PUBLIC_KEYS holds the public half of RSABANK_PRIVATE_KEY")
 
-    # ---- outbound calls (docs/rsabank.md "Our requests") -----------------------------------------------
+    # ---- outbound calls (docs/rsabank.md §3) ----------------------------------------------------------
 
     def signed_request(self, payload: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
         """The body bytes and headers of one request to the bank: the raw body signed with OUR key."""
@@ -346,7 +364,7 @@ class RsabankProvider(PaymentProvider):
             return BankAnswer(status, None, "garbage")
         return BankAnswer(status, data)
 
-    # ---- pay (docs/rsabank.md "Create a payment") ---------------------------------------------------------
+    # ---- pay (docs/rsabank.md §3.1) ----------------------------------------------------------------
 
     def build_payment_request(self, request: PaymentRequest) -> PaymentRedirect:
         if isinstance(request.amount, bool) or not isinstance(request.amount, int) or request.amount <= 0:
@@ -383,7 +401,7 @@ class RsabankProvider(PaymentProvider):
             provider_data={"bank_reference": bank_reference},
         )
 
-    # ---- notification and return (docs/rsabank.md "Notification", "Return to the gateway") ------------
+    # ---- notification and return (docs/rsabank.md §5, §4) -----------------------------------------
 
     def verify_callback(self, request: CallbackRequest) -> Notification:
         # Signature on the raw body first, then the fields through the bank's mapping.
@@ -436,7 +454,7 @@ class RsabankProvider(PaymentProvider):
         body = json.dumps({"code": code, "message": message}, separators=(",", ":"))
         return AckResponse(status=status, body=body.encode(), content_type="application/json")
 
-    # ---- query (docs/rsabank.md "Query a payment") -------------------------------------------------------
+    # ---- query (docs/rsabank.md §3.2) -------------------------------------------------------------
 
     def query(self, request: QueryRequest) -> Notification:
         reference = request.reference
@@ -468,7 +486,7 @@ class RsabankProvider(PaymentProvider):
             raw=dict(data),
         )
 
-    # ---- refunds (docs/rsabank.md "Refunds"; contract §4) ---------------------------------------------
+    # ---- refunds (docs/rsabank.md §3.3; contract §4) -----------------------------------------------------
 
     def refund(self, request: RefundRequest) -> RefundResult:
         if isinstance(request.amount, bool) or not isinstance(request.amount, int) or request.amount <= 0:

@@ -16,8 +16,8 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Mapping
-from datetime import UTC
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar, Final
 
@@ -112,7 +112,7 @@ def ensure_emulator_key(instance_path: str) -> bytes:
     path = Path(instance_path) / EMULATOR_KEY_PATH
     if path.is_file():
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".bank_private-", suffix=".pem", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -143,8 +143,9 @@ class VietqrProvider(PaymentProvider):
         base_url: str,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout)
+        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout, clock=clock)
         self._key_lock = threading.Lock()
         self._public_keys: tuple[rsa.RSAPublicKey, ...] | None = None
         key_files = credentials.get(PUBLIC_KEYS_VARIABLE).strip()

@@ -12,7 +12,7 @@ import logging
 import re
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import quote_plus
@@ -256,8 +256,9 @@ class VnpayProvider(PaymentProvider):
         base_url: str,
         session: requests.Session | None = None,
         timeout: float = 30.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout)
+        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout, clock=clock)
         if credentials.emulated:
             root = base_url.rstrip("/")
             self.tmn_code = EMULATOR_TMN_CODE
@@ -361,6 +362,9 @@ class VnpayProvider(PaymentProvider):
         # 07 (debited, suspected), 00 with a non-00 status, an undocumented code: a human/querydr decides.
         return Outcome.UNKNOWN
 
+    def claimed_reference(self, request: CallbackRequest) -> str | None:
+        return request.args.get("vnp_TxnRef") or None
+
     def acknowledge(self, ack: Ack) -> AckResponse:
         code, message = ACK_CODES[ack]
         # §1.5: always HTTP 200; VNPAY reads RspCode from the compact JSON body.
@@ -463,8 +467,11 @@ class VnpayProvider(PaymentProvider):
             status = _as_str(data.get("vnp_TransactionStatus"))
             outcome = Outcome.PENDING if status in {"05", "06"} else Outcome.SUCCEEDED
             return RefundResult(
-                outcome=outcome, result_code=status or code, message=message,
-                provider_reference=_txn_no(_as_str(data.get("vnp_TransactionNo"))), raw=data,
+                outcome=outcome,
+                result_code=status or code,
+                message=message,
+                provider_reference=_txn_no(_as_str(data.get("vnp_TransactionNo"))),
+                raw=data,
             )
         # §1.9: 02/03/91/95/97 are definite refusals; 94 = a refund is already being processed; 99 other.
         if code in {"02", "03", "91", "95", "97"}:

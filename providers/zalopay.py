@@ -294,8 +294,7 @@ class ZalopayProvider(PaymentProvider):
         timeout: float = 30.0,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
-        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout)
-        self.clock: Callable[[], datetime] = clock or _utc_now
+        super().__init__(credentials, base_url=base_url, session=session, timeout=timeout, clock=clock)
         if credentials.emulated:
             self.app_id: int = EMULATOR_APP_ID
             self.key1s: tuple[str, ...] = (EMULATOR_KEY1,)

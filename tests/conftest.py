@@ -106,23 +106,34 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def emulated_providers() -> dict[str, ProviderCredentials]:
-    from gateway.settings import PROVIDER_VARIABLES
+def emulated_providers(instance_path: str = "instance") -> dict[str, ProviderCredentials]:
+    from gateway.settings import OPTIONAL_PROVIDER_VARIABLES, PROVIDER_VARIABLES
 
     return {
-        code: ProviderCredentials(code=code, values=dict.fromkeys(names, ""), emulated=True)
+        code: ProviderCredentials(
+            code=code,
+            values=dict.fromkeys(names + OPTIONAL_PROVIDER_VARIABLES.get(code, ()), ""),
+            emulated=True,
+            instance_path=instance_path,
+        )
         for code, names in PROVIDER_VARIABLES.items()
     }
 
 
+@pytest.fixture(scope="session")
+def emulator_instance(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """Where emulated providers keep generated demo keys: once per test session, never in the tree."""
+    return str(tmp_path_factory.mktemp("emulator-instance"))
+
+
 @pytest.fixture
-def settings(database_url: str, tmp_path: Any) -> Settings:
+def settings(database_url: str, tmp_path: Any, emulator_instance: str) -> Settings:
     return Settings(
         database_url=database_url,
         base_url=BASE_URL,
         secret_key="test-secret-key",
         environment="test",
-        providers=emulated_providers(),
+        providers=emulated_providers(emulator_instance),
         instance_path=str(tmp_path / "instance"),
         testing=True,
     )
@@ -236,10 +247,14 @@ class WSGITransport:
         from requests.structures import CaseInsensitiveDict
 
         assert self.app is not None
-        split = request.url.split("://", 1)[1].split("/", 1)
-        path = "/" + (split[1] if len(split) > 1 else "")
+        scheme, rest = request.url.split("://", 1)
+        host, _, tail = rest.partition("/")
         response = self.app.test_client().open(
-            path, method=request.method, headers=dict(request.headers), data=request.body
+            "/" + tail,
+            base_url=f"{scheme}://{host}",
+            method=request.method,
+            headers=dict(request.headers),
+            data=request.body,
         )
         out = requests.Response()
         out.status_code = response.status_code
@@ -252,3 +267,52 @@ class WSGITransport:
 
     def close(self) -> None:
         return None
+
+
+@dataclass
+class PortalReceiver:
+    """A portal's webhook endpoint on a real loopback port: records what arrives, answers ``status``."""
+
+    url: str = ""
+    status: int = 200
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+    def bodies(self) -> list[dict[str, Any]]:
+        import json
+
+        return [json.loads(body) for _, body in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[PortalReceiver]:
+    import threading
+
+    from werkzeug.serving import make_server
+    from werkzeug.wrappers import Request, Response
+
+    state = PortalReceiver()
+    lock = threading.Lock()
+
+    @Request.application  # type: ignore[arg-type]
+    def endpoint(request: Request) -> Response:
+        with lock:
+            state.received.append((dict(request.headers), request.get_data()))
+        return Response("ok" if state.status < 300 else "nope", status=state.status)
+
+    server = make_server("127.0.0.1", 0, endpoint, threaded=True)
+    state.url = f"http://127.0.0.1:{server.server_port}/hook"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def hooked_portal(sessions: sessionmaker[Session], clock: FakeClock, receiver: PortalReceiver) -> PortalKey:
+    """A portal client whose webhook URL is the live ``receiver``."""
+    with transaction(sessions) as session:
+        issued = create_client(session, "Cổng có webhook", webhook_url=receiver.url, now=clock())
+    return PortalKey(issued.client_id, issued.api_key, issued.webhook_secret)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 import uuid
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -15,6 +16,12 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def new_sortable_id(prefix: str) -> str:
+    """An id that sorts by creation time (nanoseconds, then randomness): events made in the same
+    instant of the business clock still list in the order they were written."""
+    return f"{prefix}_{time.time_ns():016x}{secrets.token_hex(8)}"
 
 
 def new_reference(now: datetime) -> str:

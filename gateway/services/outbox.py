@@ -6,7 +6,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from gateway.domain.references import new_id
+from gateway.domain.references import new_sortable_id
 from gateway.services.presenters import iso, order_view
 from gateway.storage.models import Order, OutboxEvent
 
@@ -26,7 +26,7 @@ EVENT_TYPES = frozenset(
 def emit(session: Session, order: Order, event_type: str, *, at: datetime, base_url: str) -> OutboxEvent:
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown event type {event_type}")
-    event_id = new_id("evt")
+    event_id = new_sortable_id("evt")
     event = OutboxEvent(
         id=event_id,
         client_id=order.client_id,

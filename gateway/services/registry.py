@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 import requests
 
 from gateway.domain.errors import UnknownProvider
+from gateway.services.clock import Clock
 from gateway.settings import ConfigError, Settings
 from providers import REGISTRY
 from providers.base import PaymentProvider
@@ -36,7 +37,7 @@ class ProviderRegistry:
 
 
 def build_registry(
-    settings: Settings, *, session: requests.Session | None = None
+    settings: Settings, *, session: requests.Session | None = None, clock: Clock | None = None
 ) -> tuple[ProviderRegistry, list[str]]:
     """Instantiate every enabled provider. Returns the registry and why others were left out."""
     wanted = settings.enabled_providers or tuple(REGISTRY)
@@ -55,7 +56,7 @@ def build_registry(
             skipped.append(f"{code}: disabled, no credentials set in production")
             continue
         try:
-            built[code] = REGISTRY[code](credentials, base_url=settings.base_url, session=session)
+            built[code] = REGISTRY[code](credentials, base_url=settings.base_url, session=session, clock=clock)
         except ValueError as exc:
             raise ConfigError(f"{code}: {exc}") from exc
     return ProviderRegistry(built), skipped

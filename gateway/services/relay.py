@@ -132,6 +132,12 @@ def _deliver_one(
             event.status = "delivered"
             event.delivered_at = now
             event.last_error = None
+        elif not item.url:
+            # Nothing to send to: the portal catches up with GET /api/v1/events and may redeliver once
+            # it has registered a URL. Retrying would only keep the row due forever.
+            outcome = "dead"
+            event.status = "dead"
+            event.last_error = error
         elif status_code == 410:
             # The portal says the endpoint is gone for good: stop, dead-letter (issue 5.3).
             outcome = "dead"

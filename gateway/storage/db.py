@@ -40,7 +40,10 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
+    # No pre-ping: it costs a round trip per unit of work on the hot path. A connection that died with a
+    # database restart fails once; SQLAlchemy then invalidates the whole pool, and every caller of a
+    # failed unit of work answers with a retryable error (503 / the provider's "retry" code).
+    kwargs.setdefault("pool_recycle", 1800)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)

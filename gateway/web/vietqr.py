@@ -68,6 +68,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "expired_note": "Yêu cầu thanh toán đã hết hạn. Vui lòng không chuyển khoản theo mã này.",
         "cancelled": "đã hủy",
         "cancelled_note": "Yêu cầu thanh toán đã bị hủy. Vui lòng không chuyển khoản theo mã này.",
+        "confirming": "đang chờ ngân hàng xác nhận",
+        "confirming_note": "Đã quá hạn thanh toán. Nếu bạn đã chuyển khoản, hệ thống đang chờ ngân hàng "
+        "xác nhận. Vui lòng không chuyển khoản thêm.",
         "failed": "không còn hiệu lực",
         "failed_note": "Mã này không còn hiệu lực. Vui lòng quay lại và chọn lại cách thanh toán.",
         "check": "Tôi đã chuyển khoản - kiểm tra trạng thái",
@@ -100,6 +103,9 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
         "expired_note": "This payment request has expired. Please do not transfer money with this code.",
         "cancelled": "cancelled",
         "cancelled_note": "This payment request was cancelled. Please do not transfer money with this code.",
+        "confirming": "waiting for the bank's confirmation",
+        "confirming_note": "The deadline has passed. If you have already transferred, we are waiting for "
+        "the bank to confirm it. Please do not transfer again.",
         "failed": "no longer valid",
         "failed_note": "This code is no longer valid. Please go back and choose a payment method again.",
         "check": "I have transferred - check the status",
@@ -193,7 +199,7 @@ class QrPageView:
     account_no: str
     account_name: str
     expires_at: datetime
-    # awaiting | paid | expired | cancelled | failed
+    # awaiting | paid | expired | cancelled | confirming | failed
     state: str
 
 
@@ -206,7 +212,9 @@ def _stored(data: dict[str, Any] | None, key: str, default: str) -> str:
 def _page_state(attempt: PaymentAttempt, order_state: str) -> str:
     if order_state == "paid" or attempt.status == AttemptStatus.SUCCEEDED:
         return "paid"
-    if order_state in {"expired", "cancelled"}:
+    if order_state in {"expired", "cancelled", "confirming"}:
+        # "confirming": past the deadline, open only for a payment already under way; a new transfer now
+        # would arrive late, so the QR is no longer shown.
         return order_state
     if attempt.status == AttemptStatus.FAILED:
         return "failed"

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final, cast
 from urllib.parse import urlencode
 
@@ -31,6 +32,7 @@ from flask.typing import ResponseReturnValue
 from gateway.domain.errors import SignatureVerificationError
 from gateway.domain.money import format_vnd
 from providers.base import CallbackRequest, NotificationForge, Outcome
+from providers.emulators import emulator_now
 from providers.momo import (
     ALGORITHM,
     AMOUNT_LIMITS,
@@ -217,8 +219,12 @@ class EmulatedPayment:
         return sum(r.amount for r in self.refunds if r.result_code == 0)
 
 
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _now_ms() -> int:
-    return int(time.time() * 1000)
+    # §2.1 responseTime: epoch milliseconds, on the gateway's clock inside the app (emulator_now).
+    return (emulator_now() - _EPOCH) // timedelta(milliseconds=1)
 
 
 def _random_trans_id() -> int:

@@ -39,11 +39,13 @@ from gateway.domain.errors import SignatureVerificationError
 from gateway.domain.money import format_vnd
 from providers.bank_notifications import CANONICAL_FIELDS, DEFAULT_MAPPING, FieldMapping
 from providers.base import CallbackRequest, NotificationForge, Outcome, PaymentProvider
+from providers.emulators import emulator_now
 from providers.rsa_signing import Scheme, generate_private_key_pem, load_private_key, sign, verify
 from providers.rsabank import (
     CURRENCY,
     REQUEST_ID_HEADER,
     RsabankProvider,
+    cached_private_key,
     dumps,
     return_message,
     to_bank_time,
@@ -56,7 +58,7 @@ NOTIFY_TIMEOUT_SECONDS: Final = 10.0
 # The collection account the emulated bank credits (shown in notifications as account_no).
 EMULATOR_ACCOUNT_NO: Final = "0011001234567"
 
-# Button value -> the bank's status word (docs/rsabank.md "Statuses").
+# Button value -> the bank's status word (docs/rsabank.md §6), when the bank's mapping knows that word.
 OUTCOMES: Final[Mapping[str, str]] = {"success": "success", "failure": "failed", "cancel": "cancelled"}
 
 METHOD_LABELS: Final[Mapping[str, str]] = {"bank_account": "Tài khoản ngân hàng", "card": "Thẻ ngân hàng"}
@@ -132,7 +134,7 @@ INVALID_PAGE: Final = (
 
 @dataclass
 class EmulatedPayment:
-    """What the bank remembers of one payment (docs/rsabank.md "Create a payment")."""
+    """What the bank remembers of one payment (docs/rsabank.md §3.1)."""
 
     bank_reference: str
     merchant_reference: str
@@ -184,6 +186,14 @@ def _positive_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
+def status_word(mapping: FieldMapping, outcome: str) -> str:
+    """The word the emulated bank uses for a button: the documented default when the bank's mapping has
+    it, else one of the bank's own success / failure words (so a custom mapping is spoken correctly)."""
+    word = OUTCOMES[outcome]
+    values = mapping.success_values if outcome == "success" else mapping.failure_values
+    return word if word in values else sorted(values)[0]
+
+
 def notification_fields(
     *,
     reference: str,
@@ -228,7 +238,7 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
         if pem is None:
             raise ValueError("rsabank emulator: no bank private key (the provider is not emulated)")
         self.provider = provider
-        self.bank_key: rsa.RSAPrivateKey = load_private_key(pem)
+        self.bank_key: rsa.RSAPrivateKey = cached_private_key(pem)
         # The bank knows the gateway's PUBLIC key only; derived here from the provider's key pair.
         self.gateway_key: rsa.RSAPublicKey = provider.private_key.public_key()
         self.ipn_url = ipn_url
@@ -387,12 +397,13 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
                     expires_at=payment.expires_at or "-",
                     pay_url=flask.url_for(".pay", bank_reference=bank_reference),
                 )
-            status = OUTCOMES.get(flask.request.form.get("outcome", ""))
-            if status is None:
+            outcome = flask.request.form.get("outcome", "")
+            if outcome not in OUTCOMES:
                 return self._page(INVALID_PAGE, 400, message="Yêu cầu không hợp lệ / Invalid outcome")
+            status = status_word(self.mapping, outcome)
             payment.status = status
             payment.transaction_id = "FT" + _digits(10)
-            payment.transacted_at = to_bank_time(datetime.now(UTC))
+            payment.transacted_at = to_bank_time(emulator_now())
             payment.notification = notification_body(
                 self.mapping,
                 notification_fields(
@@ -418,7 +429,7 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
         return flask.redirect(payment.return_url + separator + query, code=302)
 
     def send_notification(self, payment: EmulatedPayment) -> None:
-        """POST the signed notification (docs/rsabank.md "Notification"). Failures are logged only."""
+        """POST the signed notification (docs/rsabank.md §5). Failures are logged only."""
         try:
             resp = self.http.post(
                 payment.notify_url,
@@ -540,7 +551,7 @@ def create_blueprint(
 
 
 class Forge(NotificationForge):
-    """The bank's notification exactly as it is POSTed (docs/rsabank.md "Notification").
+    """The bank's notification exactly as it is POSTed (docs/rsabank.md §5).
 
     ``secret`` is the bank's private key as PEM text (an emulated provider's is
     ``provider.emulator_bank_private_pem.decode()``). A ``secret`` that is not exactly one PEM private key
@@ -549,7 +560,7 @@ class Forge(NotificationForge):
     through the provider's mapping.
     """
 
-    # docs/rsabank.md "Statuses" with the default mapping; anything else (e.g. "reversed") is UNKNOWN.
+    # docs/rsabank.md §6 with the default mapping; anything else (e.g. "reversed") is UNKNOWN.
     result_codes: ClassVar[Mapping[str, Outcome]] = {
         "success": Outcome.SUCCEEDED,
         "succeeded": Outcome.SUCCEEDED,
@@ -581,7 +592,7 @@ class Forge(NotificationForge):
                 text.startswith("-----BEGIN") and text.endswith("-----") and text.count("-----BEGIN") == 1
             )
             try:
-                key = load_private_key(text.encode()) if exact_pem else None
+                key = cached_private_key(text.encode()) if exact_pem else None
             except ValueError:
                 key = None
             self._keys[secret] = key or load_private_key(generate_private_key_pem())

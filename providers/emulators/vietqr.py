@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
@@ -45,6 +45,7 @@ from providers.emqr import (
     build_vietqr,
     parse_vietqr,
 )
+from providers.emulators import emulator_now
 from providers.rsa_signing import generate_private_key_pem, load_private_key, sign
 from providers.vietqr import QR_PAGE_PATH, VietqrProvider, find_reference
 
@@ -201,7 +202,8 @@ def credit_body(
     transacted_at: datetime | None = None,
 ) -> dict[str, Any]:
     """A bank credit notification in the default field mapping (providers/bank_notifications.py)."""
-    when = (transacted_at or datetime.now(UTC)).astimezone(VN_TZ)
+    # The gateway's clock inside the app (tests that move time move the bank too), else the wall clock.
+    when = (transacted_at or emulator_now()).astimezone(VN_TZ)
     body: dict[str, Any] = {
         "transaction_id": transaction_id,
         "account_no": account_no,
