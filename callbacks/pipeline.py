@@ -18,9 +18,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.domain.errors import MalformedNotification, SignatureVerificationError
+from gateway.domain.status import OPEN_ATTEMPT_STATUSES
 from gateway.services.payments import apply_notification
 from gateway.storage.db import get_for_update, transaction
-from gateway.domain.status import OPEN_ATTEMPT_STATUSES
 from gateway.storage.models import InboundNotification, PaymentAttempt
 from providers.base import Ack, AckResponse, CallbackRequest, Notification, Outcome, PaymentProvider
 
@@ -100,11 +100,15 @@ def handle(factory: sessionmaker[Session], inbound: Inbound, *, now: datetime, b
     try:
         note = provider.verify_callback(inbound.request)
     except SignatureVerificationError as exc:
-        _record_rejection(factory, provider, row_id, "bad_signature", Ack.BAD_SIGNATURE, str(exc), now)
+        _record_rejection(
+            factory, provider, row_id, outcome="bad_signature", ack=Ack.BAD_SIGNATURE, error=str(exc), now=now
+        )
         request_query(factory, provider, provider.claimed_reference(inbound.request), now=now)
         return Handled(Ack.BAD_SIGNATURE, provider.acknowledge(Ack.BAD_SIGNATURE))
     except MalformedNotification as exc:
-        _record_rejection(factory, provider, row_id, "malformed", Ack.ERROR, str(exc), now)
+        _record_rejection(
+            factory, provider, row_id, outcome="malformed", ack=Ack.ERROR, error=str(exc), now=now
+        )
         return Handled(Ack.ERROR, provider.acknowledge(Ack.ERROR))
 
     try:
@@ -135,7 +139,10 @@ def request_query(
             ).first()
             if attempt is None or attempt.status not in OPEN_ATTEMPT_STATUSES or attempt.needs_review:
                 return False
-            if attempt.next_check_at is not None and attempt.next_check_at <= now + QUERY_AFTER_REJECTION_INTERVAL:
+            if (
+                attempt.next_check_at is not None
+                and attempt.next_check_at <= now + QUERY_AFTER_REJECTION_INTERVAL
+            ):
                 return False  # a query is due soon anyway
             attempt.next_check_at = now
             return True
@@ -187,6 +194,7 @@ def _record_rejection(
     factory: sessionmaker[Session],
     provider: PaymentProvider,
     row_id: int,
+    *,
     outcome: str,
     ack: Ack,
     error: str,

@@ -15,8 +15,8 @@ def callback_request() -> CallbackRequest:
     return CallbackRequest(
         method=request.method,
         # First value of each parameter, as the providers' own demos read them.
-        args={k: v for k, v in request.args.items()},
-        headers={k: v for k, v in request.headers.items()},
+        args=dict(request.args.items()),
+        headers=dict(request.headers.items()),
         body=request.get_data(cache=True),
         remote_addr=request.remote_addr,
     )

@@ -49,9 +49,8 @@ def db_upgrade() -> None:
     try:
         upgrade(engine)
     except SQLAlchemyError as exc:
-        _fail(
-            f"cannot migrate {engine.url.render_as_string(hide_password=True)}: {exc.__class__.__name__}: {exc}"
-        )
+        where = engine.url.render_as_string(hide_password=True)
+        _fail(f"cannot migrate {where}: {exc.__class__.__name__}: {exc}")
     finally:
         engine.dispose()
     click.echo(f"database at head: {engine.url.render_as_string(hide_password=True)}")

@@ -41,7 +41,9 @@ class RequestIdFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -96,7 +98,8 @@ class DatabaseCollector(Collector):
             yield orders
 
             failures = CounterMetricFamily(
-                "gateway_callback_verification_failures", "Provider callbacks whose signature failed",
+                "gateway_callback_verification_failures",
+                "Provider callbacks whose signature failed",
                 labels=["provider"],
             )
             rows = session.execute(
@@ -128,7 +131,8 @@ class DatabaseCollector(Collector):
             yield events
 
             columns = [
-                func.sum(case((WebhookDelivery.latency_ms <= bound, 1), else_=0)) for bound in LATENCY_BUCKETS_MS
+                func.sum(case((WebhookDelivery.latency_ms <= bound, 1), else_=0))
+                for bound in LATENCY_BUCKETS_MS
             ]
             row = session.execute(
                 select(func.count(), func.coalesce(func.sum(WebhookDelivery.latency_ms), 0), *columns)
@@ -137,7 +141,9 @@ class DatabaseCollector(Collector):
             histogram = HistogramMetricFamily(
                 "gateway_webhook_delivery_latency_seconds", "Latency of webhook delivery attempts"
             )
-            buckets = [(str(b / 1000), int(c or 0)) for b, c in zip(LATENCY_BUCKETS_MS, cumulative, strict=True)]
+            buckets = [
+                (str(b / 1000), int(c or 0)) for b, c in zip(LATENCY_BUCKETS_MS, cumulative, strict=True)
+            ]
             buckets.append(("+Inf", int(total)))
             histogram.add_metric([], buckets, sum_value=int(total_ms) / 1000)
             yield histogram

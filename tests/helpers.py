@@ -17,8 +17,12 @@ def create_order(client: FlaskClient, portal: PortalKey, **overrides: Any) -> di
     return r.get_json()
 
 
-def start_attempt(client: FlaskClient, portal: PortalKey, order_id: str, provider: str = "vnpay") -> dict[str, Any]:
-    r = client.post(f"/api/v1/orders/{order_id}/attempts", json={"provider": provider}, headers=portal.headers)
+def start_attempt(
+    client: FlaskClient, portal: PortalKey, order_id: str, provider: str = "vnpay"
+) -> dict[str, Any]:
+    r = client.post(
+        f"/api/v1/orders/{order_id}/attempts", json={"provider": provider}, headers=portal.headers
+    )
     assert r.status_code == 201, r.get_data(as_text=True)
     return r.get_json()
 
@@ -42,7 +46,9 @@ def vnpay_ipn_params(reference: str, amount: int, **overrides: str) -> dict[str,
     return params
 
 
-def vnpay_ipn_query(reference: str, amount: int, *, secret: str = EMULATOR_HASH_SECRET, **overrides: str) -> str:
+def vnpay_ipn_query(
+    reference: str, amount: int, *, secret: str = EMULATOR_HASH_SECRET, **overrides: str
+) -> str:
     return build_ipn_query(secret, vnpay_ipn_params(reference, amount, **overrides))
 
 

@@ -37,7 +37,9 @@ def event_view(event: OutboxEvent) -> dict[str, Any]:
 
 
 def _cursor(event: OutboxEvent) -> str:
-    return base64.urlsafe_b64encode(f"{event.created_at.isoformat()}|{event.id}".encode()).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(f"{event.created_at.isoformat()}|{event.id}".encode()).decode().rstrip("=")
+    )
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
@@ -66,7 +68,10 @@ def list_events(args: dict[str, Any]) -> dict[str, Any]:
     if args.get("cursor"):
         created, last_id = _decode(args["cursor"])
         stmt = stmt.where(
-            or_(OutboxEvent.created_at > created, and_(OutboxEvent.created_at == created, OutboxEvent.id > last_id))
+            or_(
+                OutboxEvent.created_at > created,
+                and_(OutboxEvent.created_at == created, OutboxEvent.id > last_id),
+            )
         )
     limit = args["limit"]
     stmt = stmt.order_by(OutboxEvent.created_at, OutboxEvent.id).limit(limit + 1)

@@ -32,9 +32,9 @@ from gateway.services.orders import (
     OrderFilter,
     cancel_order,
     create_order,
-    open_dossier_conflict,
     get_order,
     list_orders,
+    open_dossier_conflict,
 )
 from gateway.services.presenters import attempt_view, order_view
 from gateway.storage.db import transaction

@@ -52,8 +52,13 @@ def create_refund(data: dict[str, Any], order_id: str) -> Response:
         try:
             with transaction(svc.sessions) as session:
                 idempotency.reserve(
-                    session, client_id=client.id, key=key, method="POST", path=request.path,
-                    req_hash=req_hash, now=now,
+                    session,
+                    client_id=client.id,
+                    key=key,
+                    method="POST",
+                    path=request.path,
+                    req_hash=req_hash,
+                    now=now,
                 )
         except IntegrityError:
             with transaction(svc.sessions) as session:
@@ -63,8 +68,15 @@ def create_refund(data: dict[str, Any], order_id: str) -> Response:
 
     try:
         refund = request_refund(
-            svc.sessions, svc.providers, client_id=client.id, order_id=order_id, amount=data["amount"],
-            reason=data["reason"], actor=client.id, now=now, base_url=svc.base_url,
+            svc.sessions,
+            svc.providers,
+            client_id=client.id,
+            order_id=order_id,
+            amount=data["amount"],
+            reason=data["reason"],
+            actor=client.id,
+            now=now,
+            base_url=svc.base_url,
         )
     except GatewayError as exc:
         if key:
@@ -74,8 +86,13 @@ def create_refund(data: dict[str, Any], order_id: str) -> Response:
                 else:
                     extra = getattr(exc, "extra", {})
                     refusal = problem(exc.status, exc.title, exc.detail, errors=exc.errors, **extra)
-                    idempotency.complete(session, client_id=client.id, key=key, status=exc.status,
-                                         body=refusal.get_data(as_text=True))
+                    idempotency.complete(
+                        session,
+                        client_id=client.id,
+                        key=key,
+                        status=exc.status,
+                        body=refusal.get_data(as_text=True),
+                    )
         raise
     body = json.dumps(RefundOut().dump(refund_view(refund)), ensure_ascii=False)
     if key:

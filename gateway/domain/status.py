@@ -42,7 +42,7 @@ class RefundStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-O, A, R = OrderStatus, AttemptStatus, RefundStatus
+O, A, R = OrderStatus, AttemptStatus, RefundStatus  # noqa: E741 - short aliases keep the tables readable
 
 ORDER_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = {
     # An attempt starts: the order waits for the provider.

@@ -1,4 +1,4 @@
-"""The task bodies: plain functions of the app's :class:`~gateway.container.Services`, tested without a broker."""
+"""The task bodies: plain functions of the app's services, tested without a broker."""
 
 from __future__ import annotations
 
@@ -19,13 +19,19 @@ log = logging.getLogger(__name__)
 
 def relay_outbox(svc: Services) -> int:
     """Deliver due portal webhooks."""
-    return deliver(svc.sessions, svc.webhook_http, now=svc.clock(), schedule=svc.settings.webhook_retry_schedule)
+    return deliver(
+        svc.sessions, svc.webhook_http, now=svc.clock(), schedule=svc.settings.webhook_retry_schedule
+    )
 
 
 def janitor(svc: Services) -> int:
     """Re-query stuck payment attempts."""
     return run_janitor(
-        svc.sessions, svc.providers, now=svc.clock(), schedule=svc.settings.janitor_schedule, base_url=svc.base_url
+        svc.sessions,
+        svc.providers,
+        now=svc.clock(),
+        schedule=svc.settings.janitor_schedule,
+        base_url=svc.base_url,
     )
 
 

@@ -102,16 +102,28 @@ def is_key_conflict(exc: IntegrityError) -> bool:
     return "uq_idempotency_client_key" in text or "idempotency_records" in text
 
 
-def reserve(session: Session, *, client_id: str, key: str, method: str, path: str, req_hash: str,
-            now: datetime) -> None:
+def reserve(
+    session: Session, *, client_id: str, key: str, method: str, path: str, req_hash: str, now: datetime
+) -> None:
     """Claim ``key`` before a request that calls a provider; IntegrityError if another request holds it."""
-    remember(session, client_id=client_id, key=key, method=method, path=path, req_hash=req_hash,
-             status=IN_PROGRESS, body="", now=now)
+    remember(
+        session,
+        client_id=client_id,
+        key=key,
+        method=method,
+        path=path,
+        req_hash=req_hash,
+        status=IN_PROGRESS,
+        body="",
+        now=now,
+    )
 
 
 def complete(session: Session, *, client_id: str, key: str, status: int, body: str) -> None:
     record = session.scalars(
-        select(IdempotencyRecord).where(IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key)
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key
+        )
     ).one()
     record.response_status = status
     record.response_body = body
@@ -120,7 +132,9 @@ def complete(session: Session, *, client_id: str, key: str, status: int, body: s
 def release(session: Session, *, client_id: str, key: str) -> None:
     """Forget a reservation whose request failed validation (nothing is kept for it, as Stripe does)."""
     record = session.scalars(
-        select(IdempotencyRecord).where(IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key)
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.client_id == client_id, IdempotencyRecord.key == key
+        )
     ).first()
     if record is not None:
         session.delete(record)

@@ -106,7 +106,13 @@ def run_janitor(
 
 
 def _apply_answer(
-    session: Session, item: _Due, note: Notification, *, now: datetime, schedule: tuple[int, ...], base_url: str
+    session: Session,
+    item: _Due,
+    note: Notification,
+    *,
+    now: datetime,
+    schedule: tuple[int, ...],
+    base_url: str,
 ) -> None:
     if note.outcome in (Outcome.SUCCEEDED, Outcome.FAILED):
         apply_notification(session, item.provider, note, source="janitor", now=now, base_url=base_url)
@@ -120,7 +126,8 @@ def _apply_answer(
     assert attempt is not None
     order = get_for_update(session, Order, attempt.order_id)
     attempt = get_for_update(session, PaymentAttempt, item.attempt_id)
-    assert order is not None and attempt is not None
+    assert order is not None
+    assert attempt is not None
     if attempt.status not in _QUERYABLE:
         return  # an IPN settled it while we were asking
     attempt.check_count += 1
@@ -133,26 +140,46 @@ def _apply_answer(
         # The provider says the citizen never completed it and the order is closed: abandoned checkout.
         attempt.result_code = note.result_code
         change_status(
-            session, attempt, AttemptStatus.FAILED, actor="janitor", source="janitor",
+            session,
+            attempt,
+            AttemptStatus.FAILED,
+            actor="janitor",
+            source="janitor",
             reason=f"never completed at the provider ({note.result_code}) and the order is {order.status}",
             at=now,
         )
         return
-    _flag(session, attempt, f"still {note.outcome.value} ({note.result_code}) after {attempt.check_count} queries", now)
+    _flag(
+        session,
+        attempt,
+        f"still {note.outcome.value} ({note.result_code}) after {attempt.check_count} queries",
+        now,
+    )
 
 
 def _flag(session: Session, attempt: PaymentAttempt, reason: str, now: datetime) -> None:
     attempt.needs_review = True
     attempt.next_check_at = None
     record_action(
-        session, entity_type="attempt", entity_id=attempt.id, action="flagged_for_review", actor="janitor",
-        source="janitor", reason=reason, at=now,
+        session,
+        entity_type="attempt",
+        entity_id=attempt.id,
+        action="flagged_for_review",
+        actor="janitor",
+        source="janitor",
+        reason=reason,
+        at=now,
     )
     log.warning("attempt %s flagged for finance: %s", attempt.id, reason)
 
 
 def sweep_expired(
-    factory: sessionmaker[Session], registry: ProviderRegistry, *, now: datetime, base_url: str, limit: int = 200
+    factory: sessionmaker[Session],
+    registry: ProviderRegistry,
+    *,
+    now: datetime,
+    base_url: str,
+    limit: int = 200,
 ) -> int:
     """Expire open orders past ``expires_at``, asking the provider first about any open attempt."""
     with transaction(factory) as session:
@@ -196,8 +223,13 @@ def _sweep_one(
         if unreachable and now < order.expires_at + UNREACHABLE_EXPIRY_GRACE:
             return 0  # ask again on the next sweep before giving up on the payment
         change_status(
-            session, order, OrderStatus.EXPIRED, actor="system", source="expiry",
-            reason="expires_at passed (swept)", at=now,
+            session,
+            order,
+            OrderStatus.EXPIRED,
+            actor="system",
+            source="expiry",
+            reason="expires_at passed (swept)",
+            at=now,
         )
         emit(session, order, "order.expired", at=now, base_url=base_url)
         return 1

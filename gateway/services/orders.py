@@ -134,14 +134,19 @@ def _insert(session: Session, order: Order) -> None:
     built once per item count with bound parameters, so SQLAlchemy compiles it once.
     """
     # The ``metadata`` column is mapped as ``metadata_json`` (``metadata`` is reserved on models).
-    params = {f"o_{name}": getattr(order, "metadata_json" if name == "metadata" else name) for name in _ORDER_COLUMNS}
+    params = {
+        f"o_{name}": getattr(order, "metadata_json" if name == "metadata" else name)
+        for name in _ORDER_COLUMNS
+    }
     if session.get_bind().dialect.name == "postgresql":
         for i, item in enumerate(order.items):
             params.update({f"i{i}_{name}": getattr(item, name) for name in _ITEM_COLUMNS})
         session.execute(_order_with_items(len(order.items)), params)
     else:
         session.execute(_order_only(), params)
-        session.execute(insert(_ITEMS), [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in order.items])
+        session.execute(
+            insert(_ITEMS), [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in order.items]
+        )
 
 
 def _order_values() -> dict[str, BindParameter[Any]]:
@@ -156,7 +161,8 @@ def _order_only() -> Insert:
 @functools.cache
 def _order_with_items(count: int) -> Insert:
     rows = [
-        {name: bindparam(f"i{i}_{name}", type_=_ITEMS.c[name].type) for name in _ITEM_COLUMNS} for i in range(count)
+        {name: bindparam(f"i{i}_{name}", type_=_ITEMS.c[name].type) for name in _ITEM_COLUMNS}
+        for i in range(count)
     ]
     return insert(_ITEMS).values(rows).add_cte(insert(_ORDERS).values(_order_values()).cte("new_order"))
 

@@ -132,7 +132,9 @@ def request_refund(
         result = RefundResult(outcome=Outcome.UNKNOWN, result_code="adapter_error")
 
     with transaction(factory) as session:
-        return record_refund_result(session, refund.id, result, actor=provider.code, now=now, base_url=base_url)
+        return record_refund_result(
+            session, refund.id, result, actor=provider.code, now=now, base_url=base_url
+        )
 
 
 def record_refund_result(
@@ -143,15 +145,21 @@ def record_refund_result(
     assert refund is not None
     order = get_for_update(session, Order, refund.order_id)
     refund = get_for_update(session, Refund, refund_id)
-    assert order is not None and refund is not None
+    assert order is not None
+    assert refund is not None
     target = _OUTCOME_STATUS[result.outcome]
     refund.result_code = result.result_code
     refund.provider_reference = result.provider_reference or refund.provider_reference
     if target == RefundStatus.PENDING and refund.status == RefundStatus.PENDING:
         return refund
     changed = change_status(
-        session, refund, target, actor=actor, source="refund",
-        reason=f"provider answered {result.result_code} {result.message}".strip(), at=now,
+        session,
+        refund,
+        target,
+        actor=actor,
+        source="refund",
+        reason=f"provider answered {result.result_code} {result.message}".strip(),
+        at=now,
     )
     if changed and target == RefundStatus.SUCCEEDED:
         complete_refund(session, order, refund, actor=actor, now=now, base_url=base_url)
@@ -164,16 +172,28 @@ def complete_refund(
     """Money has left: move the order to partially_refunded / refunded and tell the portal."""
     refund.completed_at = now
     order.refunded_amount += refund.amount
-    target = OrderStatus.REFUNDED if order.refunded_amount >= order.paid_amount else OrderStatus.PARTIALLY_REFUNDED
+    target = (
+        OrderStatus.REFUNDED if order.refunded_amount >= order.paid_amount else OrderStatus.PARTIALLY_REFUNDED
+    )
     change_status(
-        session, order, target, actor=actor, source="refund",
-        reason=f"refund {refund.id} of {refund.amount} VND succeeded", at=now,
+        session,
+        order,
+        target,
+        actor=actor,
+        source="refund",
+        reason=f"refund {refund.id} of {refund.amount} VND succeeded",
+        at=now,
     )
     emit(session, order, "order.refunded", at=now, base_url=base_url)
 
 
 def complete_manual_refund(
-    factory: sessionmaker[Session], refund_id: str, *, bank_transfer_ref: str, actor: str, now: datetime,
+    factory: sessionmaker[Session],
+    refund_id: str,
+    *,
+    bank_transfer_ref: str,
+    actor: str,
+    now: datetime,
     base_url: str,
 ) -> Refund:
     """Staff record the bank transfer that paid a manual (VietQR) refund back."""
@@ -187,13 +207,19 @@ def complete_manual_refund(
             raise NotFound(f"refund {refund_id} not found")
         order = get_for_update(session, Order, refund.order_id)
         refund = get_for_update(session, Refund, refund_id)
-        assert order is not None and refund is not None
+        assert order is not None
+        assert refund is not None
         if refund.status == RefundStatus.SUCCEEDED:
             return refund
         refund.bank_transfer_ref = bank_transfer_ref.strip()
         change_status(
-            session, refund, RefundStatus.SUCCEEDED, actor=actor, source="console",
-            reason=f"bank transfer {bank_transfer_ref.strip()} recorded", at=now,
+            session,
+            refund,
+            RefundStatus.SUCCEEDED,
+            actor=actor,
+            source="console",
+            reason=f"bank transfer {bank_transfer_ref.strip()} recorded",
+            at=now,
         )
         complete_refund(session, order, refund, actor=actor, now=now, base_url=base_url)
         return refund

@@ -56,7 +56,9 @@ def build_registry(
             skipped.append(f"{code}: disabled, no credentials set in production")
             continue
         try:
-            built[code] = REGISTRY[code](credentials, base_url=settings.base_url, session=session, clock=clock)
+            built[code] = REGISTRY[code](
+                credentials, base_url=settings.base_url, session=session, clock=clock
+            )
         except ValueError as exc:
             raise ConfigError(f"{code}: {exc}") from exc
     return ProviderRegistry(built), skipped

@@ -97,7 +97,11 @@ def deliver(
 
 
 def _deliver_one(
-    factory: sessionmaker[Session], http: requests.Session, item: Claimed, *, now: datetime,
+    factory: sessionmaker[Session],
+    http: requests.Session,
+    item: Claimed,
+    *,
+    now: datetime,
     schedule: tuple[int, ...],
 ) -> None:
     status_code: int | None = None
@@ -115,8 +119,9 @@ def _deliver_one(
             "User-Agent": "dvc-payment-gateway/1",
         }
         try:
-            resp = http.post(item.url, data=item.body, headers=headers, timeout=DELIVERY_TIMEOUT,
-                             allow_redirects=False)
+            resp = http.post(
+                item.url, data=item.body, headers=headers, timeout=DELIVERY_TIMEOUT, allow_redirects=False
+            )
             status_code = resp.status_code
             excerpt = resp.text[:EXCERPT]
         except requests.RequestException as exc:
@@ -154,8 +159,15 @@ def _deliver_one(
                 event.next_attempt_at = now + timedelta(seconds=delay)
         session.add(
             WebhookDelivery(
-                event_id=item.event_id, attempt_no=item.attempt_no, url=item.url or "", status_code=status_code,
-                latency_ms=latency_ms, response_excerpt=excerpt, error=error, outcome=outcome, created_at=now,
+                event_id=item.event_id,
+                attempt_no=item.attempt_no,
+                url=item.url or "",
+                status_code=status_code,
+                latency_ms=latency_ms,
+                response_excerpt=excerpt,
+                error=error,
+                outcome=outcome,
+                created_at=now,
             )
         )
     log.info("event %s attempt %s -> %s (%s ms)", item.event_id, item.attempt_no, outcome, latency_ms)

@@ -31,8 +31,17 @@ def test_db_upgrade(env):
 
 def test_clients_create_prints_credentials_once_and_stores_a_hash(env, engine):
     result = CliRunner().invoke(
-        main, ["clients", "create", "Cổng DVC Bình Dương", "--webhook-url", "https://portal.example.vn/hook",
-               "--scopes", "orders,finance"], env=env,
+        main,
+        [
+            "clients",
+            "create",
+            "Cổng DVC Bình Dương",
+            "--webhook-url",
+            "https://portal.example.vn/hook",
+            "--scopes",
+            "orders,finance",
+        ],
+        env=env,
     )
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

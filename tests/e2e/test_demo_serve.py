@@ -73,8 +73,9 @@ def test_serve_creates_sqlite_under_instance_and_pays_through_the_emulator(serve
     order_id = order.json()["id"]
     assert order.json()["checkout_url"] == f"{base}/pay/{order_id}"
 
-    attempt = requests.post(f"{base}/api/v1/orders/{order_id}/attempts", json={"provider": "vnpay"},
-                            headers=auth, timeout=10)
+    attempt = requests.post(
+        f"{base}/api/v1/orders/{order_id}/attempts", json={"provider": "vnpay"}, headers=auth, timeout=10
+    )
     assert attempt.status_code == 201, attempt.text
     redirect_url = attempt.json()["redirect_url"]
     assert redirect_url.startswith(f"{base}/_emulator/vnpay/paymentv2/vpcpay.html?")
@@ -83,8 +84,12 @@ def test_serve_creates_sqlite_under_instance_and_pays_through_the_emulator(serve
     assert page.status_code == 200
     assert "58.000" in page.text
     query = urlsplit(redirect_url).query
-    paid = requests.post(f"{base}/_emulator/vnpay/paymentv2/pay", data={"query": query, "outcome": "success"},
-                         allow_redirects=False, timeout=30)
+    paid = requests.post(
+        f"{base}/_emulator/vnpay/paymentv2/pay",
+        data={"query": query, "outcome": "success"},
+        allow_redirects=False,
+        timeout=30,
+    )
     assert paid.status_code == 302
     back = urlsplit(paid.headers["Location"])
     assert back.path == "/return/vnpay"

@@ -35,7 +35,11 @@ def order_status(client, portal, order_id: str) -> dict[str, Any]:
 def events(sessions, order_id: str) -> list[str]:
     with sessions() as s:
         return list(
-            s.scalars(select(OutboxEvent.type).where(OutboxEvent.order_id == order_id).order_by(OutboxEvent.created_at))
+            s.scalars(
+                select(OutboxEvent.type)
+                .where(OutboxEvent.order_id == order_id)
+                .order_by(OutboxEvent.created_at)
+            )
         )
 
 
@@ -53,9 +57,9 @@ def test_success_marks_paid_once_with_event_and_audit(client, portal, paying, se
     assert events(sessions, order["id"]) == ["order.paid"]
     with sessions() as s:
         audit = s.execute(
-            select(AuditLog.from_status, AuditLog.to_status, AuditLog.actor, AuditLog.source).where(
-                AuditLog.entity_id == order["id"]
-            ).order_by(AuditLog.id)
+            select(AuditLog.from_status, AuditLog.to_status, AuditLog.actor, AuditLog.source)
+            .where(AuditLog.entity_id == order["id"])
+            .order_by(AuditLog.id)
         ).all()
     assert [tuple(a) for a in audit] == [
         ("pending", "processing", portal.client_id, "attempt"),
@@ -68,7 +72,9 @@ def test_success_marks_paid_once_with_event_and_audit(client, portal, paying, se
     with sessions() as s:
         rows = s.execute(select(InboundNotification.verified, InboundNotification.ack_code)).all()
         assert sorted(tuple(r) for r in rows) == [(True, "already"), (True, "ok")]
-        dedupe = s.scalars(select(InboundNotification.dedupe_key).where(InboundNotification.dedupe_key.isnot(None)))
+        dedupe = s.scalars(
+            select(InboundNotification.dedupe_key).where(InboundNotification.dedupe_key.isnot(None))
+        )
         assert list(dedupe) == [f"vnpay:{attempt['reference']}:14422574:payment"]
 
 
@@ -95,7 +101,9 @@ def test_wrong_amount_is_04_and_changes_nothing(client, portal, paying, sessions
 )
 def test_bad_signature_is_97_stored_unverified(client, portal, paying, sessions, tamper):
     order, attempt = paying
-    query = tamper(vnpay_ipn_query(attempt["reference"], 58000, vnp_ResponseCode="24", vnp_TransactionStatus="02"))
+    query = tamper(
+        vnpay_ipn_query(attempt["reference"], 58000, vnp_ResponseCode="24", vnp_TransactionStatus="02")
+    )
     assert ipn(client, query) == {"RspCode": "97", "Message": "Invalid signature"}
     assert order_status(client, portal, order["id"])["status"] == "processing"
     with sessions() as s:
@@ -108,13 +116,16 @@ def test_bad_signature_is_97_stored_unverified(client, portal, paying, sessions,
 
 def test_wrong_key_is_97(client, paying):
     _, attempt = paying
-    assert ipn(client, vnpay_ipn_query(attempt["reference"], 58000, secret="not-the-secret"))["RspCode"] == "97"
+    assert (
+        ipn(client, vnpay_ipn_query(attempt["reference"], 58000, secret="not-the-secret"))["RspCode"] == "97"
+    )
 
 
 def test_failed_payment_is_recorded_00_and_order_reopens(client, portal, paying, sessions):
     order, attempt = paying
-    q = vnpay_ipn_query(attempt["reference"], 58000, vnp_ResponseCode="24", vnp_TransactionStatus="02",
-                        vnp_TransactionNo="0")
+    q = vnpay_ipn_query(
+        attempt["reference"], 58000, vnp_ResponseCode="24", vnp_TransactionStatus="02", vnp_TransactionNo="0"
+    )
     assert ipn(client, q)["RspCode"] == "00"
     body = order_status(client, portal, order["id"])
     assert body["status"] == "pending"
@@ -151,7 +162,10 @@ def test_second_attempt_paid_is_double_payment(client, portal, sessions):
 def test_payment_after_the_deadline_is_late_not_paid(client, portal, paying, sessions):
     order, attempt = paying
     # expires_in 3600 from 10:00 GMT+7: paid at 11:30 GMT+7 is after the deadline.
-    assert ipn(client, vnpay_ipn_query(attempt["reference"], 58000, vnp_PayDate="20261125113000"))["RspCode"] == "00"
+    assert (
+        ipn(client, vnpay_ipn_query(attempt["reference"], 58000, vnp_PayDate="20261125113000"))["RspCode"]
+        == "00"
+    )
     assert order_status(client, portal, order["id"])["status"] == "expired"
     assert events(sessions, order["id"]) == ["order.expired", "order.late_payment"]
 

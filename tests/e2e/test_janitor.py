@@ -23,7 +23,12 @@ def lose_ipns(app) -> None:
 def pay_at_emulator(client, attempt, outcome="success"):
     url = urlsplit(attempt["redirect_url"])
     assert client.get(f"{url.path}?{url.query}").status_code == 200
-    assert client.post("/_emulator/vnpay/paymentv2/pay", data={"query": url.query, "outcome": outcome}).status_code == 302
+    assert (
+        client.post(
+            "/_emulator/vnpay/paymentv2/pay", data={"query": url.query, "outcome": outcome}
+        ).status_code
+        == 302
+    )
 
 
 def status(client, portal, order_id):
@@ -95,7 +100,9 @@ def test_sweep_expires_pending_orders_with_an_event(app, client, portal, clock, 
     assert status(client, portal, order["id"])["status"] == "expired"
 
 
-def test_sweep_asks_the_provider_first_so_a_last_second_payment_is_never_expired(app, client, portal, clock, sessions):
+def test_sweep_asks_the_provider_first_so_a_last_second_payment_is_never_expired(
+    app, client, portal, clock, sessions
+):
     lose_ipns(app)
     order = create_order(client, portal, expires_in=300)
     attempt = start_attempt(client, portal, order["id"])

@@ -1,4 +1,4 @@
-"""``POST /api/v1/orders/{id}/refunds`` through the VNPAY emulator's refund API (contract §4, providers.md §1.9)."""
+"""Refunds through the VNPAY emulator's refund API (contract §4, providers.md §1.9)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,9 @@ def refund(client, portal, order_id, amount, reason="Hồ sơ bị từ chối",
     headers = dict(portal.headers)
     if key:
         headers["Idempotency-Key"] = key
-    return client.post(f"/api/v1/orders/{order_id}/refunds", json={"amount": amount, "reason": reason},
-                       headers=headers)
+    return client.post(
+        f"/api/v1/orders/{order_id}/refunds", json={"amount": amount, "reason": reason}, headers=headers
+    )
 
 
 def test_partial_then_full_refund(client, portal, sessions):

@@ -34,19 +34,19 @@ def test_fifty_duplicate_ipns_apply_exactly_once(client, portal, live_server, se
     assert answers.count("02") == N - 1
     with sessions() as s:
         paid_transitions = s.scalar(
-            select(func.count()).select_from(AuditLog).where(
-                AuditLog.entity_id == order["id"], AuditLog.to_status == "paid"
-            )
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.entity_id == order["id"], AuditLog.to_status == "paid")
         )
         attempt_transitions = s.scalar(
-            select(func.count()).select_from(AuditLog).where(
-                AuditLog.entity_id == attempt["id"], AuditLog.to_status == "succeeded"
-            )
+            select(func.count())
+            .select_from(AuditLog)
+            .where(AuditLog.entity_id == attempt["id"], AuditLog.to_status == "succeeded")
         )
         paid_events = s.scalar(
-            select(func.count()).select_from(OutboxEvent).where(
-                OutboxEvent.order_id == order["id"], OutboxEvent.type == "order.paid"
-            )
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.order_id == order["id"], OutboxEvent.type == "order.paid")
         )
         all_events = s.scalar(select(func.count()).select_from(OutboxEvent))
         stored = s.scalar(select(func.count()).select_from(InboundNotification))

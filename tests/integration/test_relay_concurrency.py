@@ -23,10 +23,20 @@ def test_two_relays_deliver_each_event_once(app, hooked_portal, receiver, clock,
             event_id = new_sortable_id("evt")
             session.add(
                 OutboxEvent(
-                    id=event_id, client_id=hooked_portal.client_id, order_id=None, type="order.paid",
-                    payload={"id": event_id, "type": "order.paid", "created_at": "2026-11-25T03:00:00Z",
-                             "data": {"order": {"n": i}}},
-                    status="pending", attempts=0, next_attempt_at=clock(), created_at=clock(),
+                    id=event_id,
+                    client_id=hooked_portal.client_id,
+                    order_id=None,
+                    type="order.paid",
+                    payload={
+                        "id": event_id,
+                        "type": "order.paid",
+                        "created_at": "2026-11-25T03:00:00Z",
+                        "data": {"order": {"n": i}},
+                    },
+                    status="pending",
+                    attempts=0,
+                    next_attempt_at=clock(),
+                    created_at=clock(),
                 )
             )
     schedule = app.extensions["gateway"].settings.webhook_retry_schedule

@@ -31,9 +31,7 @@ def test_domain_is_pure(path: Path) -> None:
     assert not bad, f"{path.name} imports {bad}"
 
 
-@pytest.mark.parametrize(
-    "path", sorted(p for p in (ROOT / "providers").glob("*.py")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted(p for p in (ROOT / "providers").glob("*.py")), ids=lambda p: p.name)
 def test_provider_adapters_do_not_reach_into_the_app(path: Path) -> None:
     bad = {
         n

@@ -74,7 +74,12 @@ def test_allowed_transition_changes_status_and_returns_audit(kind: str, current:
     entry = transition(kind, thing, target, actor="vnpay", source="ipn", reason="because", at=AT)
     assert thing.status == target
     assert entry is not None
-    assert (entry.entity, entry.entity_id, entry.from_status, entry.to_status) == (kind, "x1", current, target)
+    assert (entry.entity, entry.entity_id, entry.from_status, entry.to_status) == (
+        kind,
+        "x1",
+        current,
+        target,
+    )
     assert (entry.actor, entry.source, entry.reason, entry.at) == ("vnpay", "ipn", "because", AT)
 
 
