@@ -218,6 +218,10 @@ class PaymentProvider(ABC):
         Timeouts, 5xx and unreadable answers give ``Outcome.UNKNOWN``, never ``FAILED``.
         """
 
+    # Whether :meth:`query` can tell anything (a plain bank transfer cannot): the janitor and the expiry
+    # sweep only ask providers that can answer.
+    supports_query: ClassVar[bool] = True
+
     # Refunds. A provider without a refund API (a bank transfer) keeps ``manual_refunds = True``:
     # the gateway records the refund as pending until staff record the bank transfer.
     manual_refunds: ClassVar[bool] = False

@@ -222,15 +222,17 @@ class VietqrProvider(PaymentProvider):
         return self._notification(credit)
 
     def _notification(self, credit: BankNotification) -> Notification:
+        # Money that names no order of ours, a debit, or a credit to another account is not an error the
+        # bank can fix by sending it again: it is answered as recorded (no attempt matches an empty
+        # reference) and stays in inbound_notifications for reconciliation (contract §9).
         if credit.direction != "credit":
-            raise MalformedNotification(f"not a credit: direction {credit.direction!r}")
+            return _unmatched(credit, "not_a_credit")
         if credit.account_no is not None and credit.account_no.strip() != self.account_no:
-            raise MalformedNotification("the credit is for another account")
+            return _unmatched(credit, "other_account")
         # The bank's own reference field first (when it carries ours), then the remittance text.
         reference = find_reference(credit.reference, credit.remittance)
         if reference is None:
-            # Stored by the pipeline; reconciliation matches it later (contract §9).
-            raise MalformedNotification("no order reference in the remittance text")
+            return _unmatched(credit, "no_reference")
         succeeded = credit.status in DEFAULT_MAPPING.success_values
         return Notification(
             reference=reference,
@@ -244,6 +246,9 @@ class VietqrProvider(PaymentProvider):
             paid_at=credit.transacted_at.astimezone(UTC) if credit.transacted_at else None,
             raw=dict(credit.raw),
         )
+
+    # VietQR has no status API for a plain transfer: the janitor leaves its attempts alone.
+    supports_query = False
 
     def verify_return(self, request: CallbackRequest) -> Notification:
         # A QR is scanned in a banking app: no browser ever comes back to the gateway.
@@ -268,3 +273,15 @@ class VietqrProvider(PaymentProvider):
             provider_txn_id=None,
             result_code="no_query_api",
         )
+
+
+def _unmatched(credit: BankNotification, why: str) -> Notification:
+    return Notification(
+        reference="",
+        outcome=Outcome.UNKNOWN,
+        amount=credit.amount,
+        provider_txn_id=credit.transaction_id,
+        result_code=why,
+        paid_at=credit.transacted_at.astimezone(UTC) if credit.transacted_at else None,
+        raw=dict(credit.raw),
+    )

@@ -58,10 +58,15 @@ def _query_request(attempt: PaymentAttempt, order: Order) -> QueryRequest:
 def _claim_due(
     factory: sessionmaker[Session], registry: ProviderRegistry, *, now: datetime, first_step: int, limit: int
 ) -> list[_Due]:
+    # Only providers that can answer a query (a plain bank transfer cannot: reconciliation settles it).
+    codes = [p.code for p in registry if p.supports_query]
+    if not codes:
+        return []
     with transaction(factory) as session:
         stmt = (
             select(PaymentAttempt)
             .where(PaymentAttempt.status.in_(_QUERYABLE), PaymentAttempt.needs_review.is_(False))
+            .where(PaymentAttempt.provider.in_(codes))
             .where(
                 or_(
                     PaymentAttempt.next_check_at <= now,
@@ -77,8 +82,6 @@ def _claim_due(
         )
         due = []
         for attempt in session.scalars(stmt):
-            if attempt.provider not in registry:
-                continue
             attempt.next_check_at = now + CLAIM_LEASE
             due.append(_Due(attempt.id, attempt.provider, _query_request(attempt, attempt.order)))
         return due
@@ -205,7 +208,9 @@ def _sweep_one(
         open_attempts = [
             _Due(a.id, a.provider, _query_request(a, order))
             for a in order.attempts
-            if a.status in OPEN_ATTEMPT_STATUSES and a.provider in registry
+            if a.status in OPEN_ATTEMPT_STATUSES
+            and a.provider in registry
+            and registry.get(a.provider).supports_query
         ]
     unreachable = False
     for item in open_attempts:
