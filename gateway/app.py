@@ -9,6 +9,7 @@ import requests
 from flask import Flask
 
 from gateway.container import Services
+from gateway.services.circuit import CircuitRegistry
 from gateway.services.clock import Clock, utc_now
 from gateway.services.registry import ProviderRegistry, build_registry
 from gateway.settings import Settings, load_settings
@@ -62,6 +63,7 @@ def create_app(
         clock=clock or utc_now,
         http=http,
         webhook_http=webhook_http or requests.Session(),
+        circuits=CircuitRegistry(clock or utc_now),
     )
 
     from callbacks.views import bp as callbacks_bp

@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.services.circuit import CircuitRegistry
 from gateway.services.clock import Clock
 from gateway.services.registry import ProviderRegistry
 from gateway.settings import Settings
@@ -25,6 +26,7 @@ class Services:
     # Deliveries to portals go through their own session: provider traffic and portal traffic never share
     # connection pools or adapters.
     webhook_http: requests.Session
+    circuits: CircuitRegistry  # per-provider circuit breakers (in-process, see gateway/services/circuit.py)
 
     @property
     def base_url(self) -> str:

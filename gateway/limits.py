@@ -41,7 +41,7 @@ def init_limits(app: Flask, settings: Settings) -> Limiter:
         app=app,
         storage_uri=storage,
         headers_enabled=True,
-        strategy="moving-window",
+        strategy="fixed-window",  # the cheapest check per request; bursts at a window edge are acceptable
         key_prefix="gateway-limits",
         # Never turn a broken limiter store into an outage of payments.
         swallow_errors=True,

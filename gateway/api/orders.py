@@ -30,9 +30,10 @@ from gateway.services.orders import (
     NewItem,
     NewOrder,
     OrderFilter,
+    build_order,
     cancel_order,
-    create_order,
     get_order,
+    insert_order,
     list_orders,
     open_dossier_conflict,
 )
@@ -91,24 +92,26 @@ def _create(svc: Services, data: dict[str, Any], now: datetime) -> tuple[int, st
     new = _new_order(data, now)
     key = request.headers.get("Idempotency-Key")
     for _ in range(2):  # a second try only after an expired open order for the dossier was closed
+        order = build_order(client, new, now=now)
+        # order_view has exactly OrderOut's shape (the schema documents it; tests compare them).
+        body = json.dumps(order_view(order, svc.base_url), ensure_ascii=False)
+        remember = (
+            idempotency.record_row(
+                client_id=client.id,
+                key=key,
+                method="POST",
+                path=request.path,
+                req_hash=_hash(),
+                status=201,
+                body=body,
+                now=now,
+            )
+            if key
+            else None
+        )
         try:
-            with transaction(svc.sessions) as session:
-                order = create_order(session, client, new, now=now, base_url=svc.base_url)
-                # order_view has exactly OrderOut's shape (the schema documents it; tests compare them).
-                body = json.dumps(order_view(order, svc.base_url), ensure_ascii=False)
-                if key:
-                    idempotency.remember(
-                        session,
-                        client_id=client.id,
-                        key=key,
-                        method="POST",
-                        path=request.path,
-                        req_hash=_hash(),
-                        status=201,
-                        body=body,
-                        now=now,
-                    )
-                return 201, body
+            insert_order(svc.engine, svc.sessions, order, idempotency_row=remember)
+            return 201, body
         except IntegrityError as exc:
             if key:
                 # The same request may have won the race under this key: answer as it did.
@@ -262,6 +265,7 @@ def create_attempt(data: dict[str, Any], order_id: str) -> dict[str, Any]:
         now=svc.clock(),
         base_url=svc.base_url,
         actor=client.id,
+        circuits=svc.circuits,
     )
     return attempt_view(attempt)
 

@@ -79,6 +79,17 @@ class ProviderUnavailable(GatewayError):
     title = "Payment provider unavailable"
 
 
+class ProviderTemporarilyUnavailable(GatewayError):
+    """The provider's circuit is open after repeated failures: refused before any attempt is created.
+
+    Unlike :class:`ProviderUnavailable` nothing was sent anywhere, so there is no unknown outcome: the
+    caller may simply choose another provider (or retry after a while).
+    """
+
+    status = 503
+    title = "Payment provider temporarily unavailable"
+
+
 class SignatureVerificationError(GatewayError):
     """A provider message whose signature is missing or wrong. Never trusted, never applied."""
 

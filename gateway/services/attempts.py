@@ -8,15 +8,21 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.domain.errors import Conflict, GatewayError, ProviderUnavailable
+from gateway.domain.errors import (
+    Conflict,
+    GatewayError,
+    ProviderTemporarilyUnavailable,
+    ProviderUnavailable,
+)
 from gateway.domain.references import new_id, new_reference
 from gateway.domain.status import OPEN_ORDER_STATUSES, AttemptStatus, OrderStatus
 from gateway.services.audit import change_status
+from gateway.services.circuit import CircuitRegistry
 from gateway.services.orders import expire_if_due, is_past_deadline, lock_order
 from gateway.services.registry import ProviderRegistry
 from gateway.storage.db import get_for_update, transaction
 from gateway.storage.models import PaymentAttempt
-from providers.base import PaymentRedirect, PaymentRequest
+from providers.base import PaymentProvider, PaymentRedirect, PaymentRequest
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,7 @@ def start_attempt(
     now: datetime,
     base_url: str,
     actor: str,
+    circuits: CircuitRegistry | None = None,
 ) -> PaymentAttempt:
     """Create an attempt and hand out its redirect (or QR). Same path for the API and the citizen page.
 
@@ -45,8 +52,14 @@ def start_attempt(
         NotFound: no such order for this client.
         Conflict: the order is not payable (paid, expired, cancelled...).
         UnknownProvider: the provider is not enabled.
+        ProviderTemporarilyUnavailable: the provider's circuit is open (``circuits``; None = no breaker);
+            refused before any attempt row exists.
     """
     provider = registry.get(choice.provider)
+    if circuits is not None and not circuits.acquire(provider.code):
+        raise ProviderTemporarilyUnavailable(
+            f"{provider.code} is temporarily unavailable after repeated failures; choose another provider"
+        )
 
     # Phase 1, one short transaction under the order's row lock: check and reserve a reference.
     for _ in range(3):
@@ -98,18 +111,17 @@ def start_attempt(
             break
         except IntegrityError:
             continue  # a reference collision (1 in 10^9 a day): draw another
+        except BaseException:
+            if circuits is not None:
+                circuits.release(provider.code)  # no provider call: hand a half-open trial back
+            raise
     else:  # pragma: no cover - would need three collisions in a row
+        if circuits is not None:
+            circuits.release(provider.code)
         raise GatewayError("could not allocate a unique payment reference")
 
     # Phase 2: talk to the provider with no transaction open (no provider HTTP inside a DB tx).
-    redirect: PaymentRedirect | None = None
-    failure: str | None = None
-    try:
-        redirect = provider.build_payment_request(request)
-    except ProviderUnavailable as exc:
-        failure = f"unknown: {exc.detail}"
-    except GatewayError as exc:
-        failure = f"failed: {exc.detail}"
+    redirect, failure = _call_provider(provider, request, circuits)
 
     # Phase 3: record what happened, again under the lock.
     with transaction(factory) as session:
@@ -152,3 +164,30 @@ def start_attempt(
             )
         session.flush()
         return attempt
+
+
+def _call_provider(
+    provider: PaymentProvider, request: PaymentRequest, circuits: CircuitRegistry | None
+) -> tuple[PaymentRedirect | None, str | None]:
+    """Phase 2: the redirect, or why there is none ("unknown: ..." / "failed: ..."); feeds the breaker.
+
+    Only ``ProviderUnavailable`` (timeout, 5xx, garbage) counts as a failure; any answer, even a refusal,
+    shows the provider is reachable.
+    """
+    try:
+        redirect = provider.build_payment_request(request)
+    except ProviderUnavailable as exc:
+        if circuits is not None:
+            circuits.record_failure(provider.code)
+        return None, f"unknown: {exc.detail}"
+    except GatewayError as exc:
+        if circuits is not None:
+            circuits.record_success(provider.code)
+        return None, f"failed: {exc.detail}"
+    except BaseException:
+        if circuits is not None:
+            circuits.release(provider.code)  # a bug, not the provider: no verdict, hand a trial back
+        raise
+    if circuits is not None:
+        circuits.record_success(provider.code)
+    return redirect, None

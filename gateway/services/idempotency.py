@@ -69,6 +69,23 @@ def lookup(session: Session, client_id: str, key: str, req_hash: str) -> StoredR
     return StoredResponse(record.response_status, record.response_body)
 
 
+def record_row(
+    *, client_id: str, key: str, method: str, path: str, req_hash: str, status: int, body: str, now: datetime
+) -> dict[str, Any]:
+    """The idempotency record's column values, for writers that insert it themselves (order creation)."""
+    return {
+        "client_id": client_id,
+        "key": key,
+        "method": method,
+        "path": path,
+        "request_hash": req_hash,
+        "response_status": status,
+        "response_body": body,
+        "created_at": now,
+        "expires_at": now + RETENTION,
+    }
+
+
 def remember(
     session: Session,
     *,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import (
     BigInteger,
+    Engine,
     Insert,
     Integer,
     Table,
@@ -32,7 +33,7 @@ from gateway.domain.status import OPEN_ORDER_STATUSES, OrderStatus
 from gateway.services.audit import change_status
 from gateway.services.outbox import emit
 from gateway.storage.db import get_for_update, transaction
-from gateway.storage.models import Order, OrderItem
+from gateway.storage.models import IdempotencyRecord, Order, OrderItem
 
 # A redirected citizen may finish paying at the provider right at the deadline; the provider's
 # notification then arrives a little later. An order waiting on an attempt is only expired on
@@ -78,27 +79,60 @@ class ClientRef(Protocol):
     def id(self) -> str: ...
 
 
-def create_order(
-    session: Session, client: ClientRef, data: NewOrder, *, now: datetime, base_url: str
-) -> Order:
-    """Insert a pending order and its items.
+@dataclass(slots=True)
+class DraftItem:
+    order_id: str
+    position: int
+    code: str | None
+    kind: str
+    description: str | None
+    amount: int
+    revenue_code: str | None
+    chapter_code: str | None
 
-    The one-open-order-per-dossier rule is left to the database's partial unique index
-    (``uq_orders_open_dossier``): a duplicate raises :class:`~sqlalchemy.exc.IntegrityError`, which the
-    caller turns into a 409 with :func:`open_dossier_conflict` (an open order past its deadline is
-    expired there and the create retried). That keeps the common path to one statement on PostgreSQL.
-    """
-    key = dossier_key(data.dossier_code, [i.code for i in data.items])
+
+@dataclass(slots=True)
+class DraftOrder:
+    """A new order before it is written: plain attributes named like :class:`Order`'s, so the same
+    view renders both, without the cost of instrumented ORM objects on the hot path."""
+
+    id: str
+    client_id: str
+    dossier_code: str
+    agency_code: str
+    dossier_key: str
+    payer_name: str
+    payer_id_number: str | None
+    payer_phone: str | None
+    payer_email: str | None
+    amount: int
+    currency: str
+    return_url: str | None
+    metadata_json: dict[str, Any]
+    status: str
+    paid_amount: int
+    refunded_amount: int
+    expires_at: datetime
+    paid_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    items: list[DraftItem]
+    attempts: list[Any]
+
+
+def build_order(client: ClientRef, data: NewOrder, *, now: datetime) -> DraftOrder:
+    """A new pending order with its items, not yet written (its id and view are final already)."""
     if data.expires_at is not None:
         expires_at = data.expires_at
     else:
         expires_at = now + timedelta(seconds=data.expires_in or 86400)
-    order = Order(
-        id=new_id("ord"),
+    order_id = new_id("ord")
+    return DraftOrder(
+        id=order_id,
         client_id=client.id,
         dossier_code=data.dossier_code,
         agency_code=data.agency_code,
-        dossier_key=key,
+        dossier_key=dossier_key(data.dossier_code, [i.code for i in data.items]),
         payer_name=data.payer_name,
         payer_id_number=data.payer_id_number,
         payer_phone=data.payer_phone,
@@ -111,60 +145,75 @@ def create_order(
         paid_amount=0,
         refunded_amount=0,
         expires_at=expires_at,
+        paid_at=None,
         created_at=now,
         updated_at=now,
+        items=[
+            DraftItem(
+                order_id=order_id,
+                position=pos,
+                code=item.code,
+                kind=item.kind,
+                description=item.description,
+                amount=item.amount,
+                revenue_code=item.revenue_code,
+                chapter_code=item.chapter_code,
+            )
+            for pos, item in enumerate(data.items)
+        ],
+        attempts=[],
     )
-    order.items = [
-        OrderItem(
-            order_id=order.id,
-            position=pos,
-            code=item.code,
-            kind=item.kind,
-            description=item.description,
-            amount=item.amount,
-            revenue_code=item.revenue_code,
-            chapter_code=item.chapter_code,
-        )
-        for pos, item in enumerate(data.items)
-    ]
-    order.attempts = []
-    _insert(session, order)
-    return order
 
 
-_ORDERS: Table = Order.__table__  # type: ignore[assignment]
-_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
-_ORDER_COLUMNS = [c.key for c in _ORDERS.columns]
-_ITEM_COLUMNS = [c.key for c in _ITEMS.columns if c.key != "id"]
+def insert_order(
+    engine: Engine,
+    factory: sessionmaker[Session],
+    order: DraftOrder,
+    *,
+    idempotency_row: Mapping[str, Any] | None = None,
+) -> None:
+    """Write a new order, its items and (optionally) its idempotency record, atomically.
 
-
-def _insert(session: Session, order: Order) -> None:
-    """Write a new order with Core statements: creating orders is the hot path (bench/README.md).
-
-    On PostgreSQL the order and its items go in one cached statement: a data-modifying CTE inserts the
-    order and the items come from ``unnest`` of one array per column (the items' foreign key is
-    checked at the end of the statement, when the order row exists).
+    Creating orders is the hot path (bench/README.md). On PostgreSQL everything is ONE statement in
+    autocommit mode: data-modifying CTEs insert the order and the idempotency record, the items come
+    from ``unnest`` of one array per column; foreign keys are checked at the end of the statement. The
+    one-open-order-per-dossier rule is the partial unique index ``uq_orders_open_dossier``: a duplicate
+    raises :class:`~sqlalchemy.exc.IntegrityError`, which the caller resolves with
+    :func:`open_dossier_conflict`.
     """
     # The ``metadata`` column is mapped as ``metadata_json`` (``metadata`` is reserved on models).
     params: dict[str, Any] = {
         f"o_{name}": getattr(order, "metadata_json" if name == "metadata" else name)
         for name in _ORDER_COLUMNS
     }
-    if session.get_bind().dialect.name == "postgresql":
+    if idempotency_row is not None:
+        params.update({f"k_{name}": idempotency_row[name] for name in _IDEMPOTENCY_COLUMNS})
+    if engine.dialect.name == "postgresql":
         for name in _ITEM_COLUMNS:
             params[f"i_{name}"] = [getattr(item, name) for item in order.items]
-        session.execute(_pg_order_with_items(), params)
-    else:
-        session.execute(_order_only(), params)
-        session.execute(
-            insert(_ITEMS), [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in order.items]
-        )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(_pg_insert_order(with_key=idempotency_row is not None), params)
+        return
+    with transaction(factory) as session:
+        session.execute(_insert_values(_ORDERS, "o_", _ORDER_COLUMNS), params)
+        items = [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in order.items]
+        session.execute(insert(_ITEMS), items)
+        if idempotency_row is not None:
+            session.execute(_insert_values(_KEYS, "k_", _IDEMPOTENCY_COLUMNS), params)
+
+
+_ORDERS: Table = Order.__table__  # type: ignore[assignment]
+_ITEMS: Table = OrderItem.__table__  # type: ignore[assignment]
+_KEYS: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
+_ORDER_COLUMNS = tuple(c.key for c in _ORDERS.columns)
+_ITEM_COLUMNS = tuple(c.key for c in _ITEMS.columns if c.key != "id")
+_IDEMPOTENCY_COLUMNS = tuple(c.key for c in _KEYS.columns if c.key != "id")
 
 
 @functools.cache
-def _order_only() -> Insert:
-    return insert(_ORDERS).values(
-        {name: bindparam(f"o_{name}", type_=_ORDERS.c[name].type) for name in _ORDER_COLUMNS}
+def _insert_values(table: Table, prefix: str, columns: tuple[str, ...]) -> Insert:
+    return insert(table).values(
+        {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in columns}
     )
 
 
@@ -177,20 +226,25 @@ def _pg_array_type(column: str) -> str:
     return "varchar[]"
 
 
+def _values_clause(table: Table, prefix: str, columns: tuple[str, ...]) -> str:
+    # Built only from the models' own table and column names, never from input (S608 does not apply).
+    values = ", ".join(f":{prefix}{c}" for c in columns)
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({values})"  # noqa: S608
+
+
 @functools.cache
-def _pg_order_with_items() -> TextClause:
-    order_columns = ", ".join(_ORDER_COLUMNS)
-    order_values = ", ".join(f":o_{name}" for name in _ORDER_COLUMNS)
-    item_columns = ", ".join(_ITEM_COLUMNS)
+def _pg_insert_order(*, with_key: bool) -> TextClause:
     arrays = ", ".join(f"CAST(:i_{name} AS {_pg_array_type(name)})" for name in _ITEM_COLUMNS)
-    sql = (
-        f"WITH new_order AS (INSERT INTO orders ({order_columns}) VALUES ({order_values})) "  # noqa: S608
-        f"INSERT INTO order_items ({item_columns}) SELECT * FROM unnest({arrays})"
-    )
+    ctes = [f"new_order AS ({_values_clause(_ORDERS, 'o_', _ORDER_COLUMNS)})"]
+    binds = [bindparam(f"o_{name}", type_=_ORDERS.c[name].type) for name in _ORDER_COLUMNS]
+    if with_key:
+        ctes.append(f"new_key AS ({_values_clause(_KEYS, 'k_', _IDEMPOTENCY_COLUMNS)})")
+        binds += [bindparam(f"k_{name}", type_=_KEYS.c[name].type) for name in _IDEMPOTENCY_COLUMNS]
+    # Table and column names come from the models only; every value is a bound parameter.
+    items = f"INSERT INTO {_ITEMS.name} ({', '.join(_ITEM_COLUMNS)}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    sql = f"WITH {', '.join(ctes)} {items}"
     # Bound with the columns' types, so the UTC and JSON conversions apply as in any other insert.
-    return text(sql).bindparams(
-        *[bindparam(f"o_{name}", type_=_ORDERS.c[name].type) for name in _ORDER_COLUMNS]
-    )
+    return text(sql).bindparams(*binds)
 
 
 def open_dossier_conflict(

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway.storage.models import Order, PaymentAttempt, Refund
+
+if TYPE_CHECKING:
+    from gateway.services.orders import DraftOrder
 
 
 def iso(dt: datetime | None) -> str | None:
@@ -32,7 +35,7 @@ def attempt_view(attempt: PaymentAttempt) -> dict[str, Any]:
     }
 
 
-def order_view(order: Order, base_url: str) -> dict[str, Any]:
+def order_view(order: Order | DraftOrder, base_url: str) -> dict[str, Any]:
     return {
         "id": order.id,
         "status": order.status,

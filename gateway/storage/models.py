@@ -260,3 +260,77 @@ class IdempotencyRecord(Base):
     response_body: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class StaffUser(Base):
+    """A finance, auditor or admin account of the staff console (contract §11; issue 7.1)."""
+
+    __tablename__ = "staff_users"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # Lower-cased; also the actor recorded in the audit trail (whose column is 200 wide).
+    email: Mapped[str] = mapped_column(String(200), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    # ``scrypt$1$<n>$<r>$<p>$<salt>$<hash>`` (gateway/services/staff.py): the parameters travel with the hash.
+    password_hash: Mapped[str] = mapped_column(String(255))
+    # RFC 6238 base32 secret once enrolled; the pending one is only shown during enrolment.
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_pending_secret: Mapped[str | None] = mapped_column(String(64))
+    # The last time step accepted: a code is never accepted twice (RFC 6238 §5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    locale: Mapped[str | None] = mapped_column(String(2))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Part of the login session's id: bumping it (disable, password change) ends every open session.
+    session_version: Mapped[int] = mapped_column(Integer, default=0)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class RefundApproval(Base):
+    """A refund asked for in the console, before it becomes a :class:`Refund` (issue 7.4, four-eyes).
+
+    ``pending`` (waiting for a second finance user) and ``executing`` (handed to the refund service, no
+    refunds row linked yet) hold their amount against the order's refundable balance; ``done`` links the
+    refund that was created; ``rejected`` and ``failed`` hold nothing.
+    """
+
+    __tablename__ = "refund_approvals"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    needs_approval: Mapped[bool] = mapped_column(Boolean)
+    requested_by: Mapped[str] = mapped_column(String(200))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refund_id: Mapped[str | None] = mapped_column(ForeignKey("refunds.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ClientKeyRotation(Base):
+    """A rotated portal credential and its overlap window (issue 7.7).
+
+    ``api_key``: the previous key's prefix and hash stay valid until ``overlap_until``
+    (gateway.services.clients.authenticate_with_overlap). ``webhook_secret``: the client's stored secret is
+    ``new,old`` until the overlap ends, so deliveries carry a ``v1=`` for each.
+    """
+
+    __tablename__ = "client_key_rotations"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    client_id: Mapped[str] = mapped_column(ForeignKey("portal_clients.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    old_key_prefix: Mapped[str | None] = mapped_column(String(16), index=True)
+    old_key_hash: Mapped[str | None] = mapped_column(String(64))
+    rotated_by: Mapped[str] = mapped_column(String(200))
+    rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    overlap_until: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -37,6 +37,8 @@ TRANSLATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "translations
 # ``request.form`` itself: parsing a form body on a provider callback would consume the raw body that
 # its signature is computed over.
 _FORM_LANG: Final = "form_lang"
+# Set by the staff console for a signed-in user who chose a language (contract §11: "or a user preference").
+_USER_LANG: Final = "user_lang"
 
 
 def _supported(value: str | None) -> str | None:
@@ -51,16 +53,28 @@ def remember_form_locale(value: str | None) -> None:
         g.setdefault(_FORM_LANG, lang)
 
 
+def remember_user_locale(value: str | None) -> None:
+    """A signed-in staff user's preferred language, used when the request names none."""
+    lang = _supported(value)
+    if lang:
+        g.setdefault(_USER_LANG, lang)
+
+
 def requested_locale() -> str | None:
     """The language asked for explicitly on this request, if any."""
     return _supported(request.args.get(LANG_PARAM)) or _supported(g.get(_FORM_LANG))
 
 
 def select_locale() -> str:
-    """Flask-Babel's locale selector: explicit request, then the cookie, then Vietnamese."""
+    """Flask-Babel's locale selector: explicit request, a staff user's preference, the cookie, Vietnamese."""
     if not has_request_context():  # e.g. a template rendered by a CLI command or a job
         return DEFAULT_LOCALE
-    return requested_locale() or _supported(request.cookies.get(LANG_COOKIE)) or DEFAULT_LOCALE
+    return (
+        requested_locale()
+        or _supported(g.get(_USER_LANG))
+        or _supported(request.cookies.get(LANG_COOKIE))
+        or DEFAULT_LOCALE
+    )
 
 
 def current_locale() -> str:

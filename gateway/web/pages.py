@@ -3,13 +3,21 @@
 Server-rendered, Vietnamese by default, no JavaScript and no external assets, so that they work on any
 phone. Views read orders through the services and render plain view models built inside the transaction
 (templates never touch the ORM, so nothing lazy-loads after the session is closed).
+
+The checkout remembers nothing about the citizen: no session, no cookie but the language preference
+(``lang``), ``Cache-Control: no-store`` and no pre-selected choice. A provider whose circuit breaker is
+open (gateway/services/circuit.py) is shown disabled with a note, and choosing it anyway re-renders the
+page with that note (503) without creating an attempt.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -25,6 +33,7 @@ from gateway.container import Services, services
 from gateway.domain.errors import (
     Conflict,
     MalformedNotification,
+    ProviderTemporarilyUnavailable,
     SignatureVerificationError,
     UnknownProvider,
 )
@@ -36,7 +45,8 @@ from gateway.services.payments import find_attempt
 from gateway.storage.db import transaction
 from gateway.storage.models import Order, PaymentAttempt
 from gateway.web.i18n import LANG_PARAM, SUPPORTED_LOCALES, current_locale, remember_form_locale
-from providers.base import Outcome
+from providers.base import Outcome, PaymentProvider
+from providers.momo import CAPTURE_WALLET, PAY_WITH_ATM
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +96,34 @@ class OrderView:
 
 @dataclass(frozen=True)
 class ProviderChoice:
+    """One way to pay on the checkout page: a provider, and a method where the provider offers several."""
+
     code: str
+    method: str | None  # the form's ``method`` field; None = the provider's default
     display_name: str
+    logo: str  # file under the blueprint's static folder
+    available: bool  # False while the provider's circuit breaker is open
+
+
+# Our own drawings (static/providers/<code>.svg); a provider without one gets the generic card.
+_LOGO_DIR: Final = Path(__file__).resolve().parent / "static" / "providers"
+_GENERIC_LOGO: Final = "providers/generic.svg"
+
+# Providers offered as several choices, one per method, with the label each choice shows. Every other
+# provider is a single choice with its default method.
+_METHOD_CHOICES: Final[dict[str, tuple[tuple[str, Callable[[], str]], ...]]] = {
+    "momo": (
+        (CAPTURE_WALLET, lambda: gettext("MoMo wallet")),
+        (PAY_WITH_ATM, lambda: gettext("ATM card via MoMo")),
+    ),
+}
+
+# Providers whose name describes the way to pay rather than a brand: shown translated, unless the
+# deployment named it (rsabank's RSABANK_NAME sets the bank's own name on the instance).
+_DESCRIPTIVE_NAMES: Final[dict[str, Callable[[], str]]] = {
+    "vietqr": lambda: gettext("VietQR bank transfer"),
+    "rsabank": lambda: gettext("Linked bank"),
+}
 
 
 def _safe_url(url: str | None) -> str | None:
@@ -136,8 +172,48 @@ def load_order(svc: Services, order_id: str) -> OrderView:
         return order_view(order, now)
 
 
+@cache
+def _logo(code: str) -> str:
+    name = f"providers/{code}.svg"
+    return name if (_LOGO_DIR / f"{code}.svg").is_file() else _GENERIC_LOGO
+
+
+def _provider_name(provider: PaymentProvider) -> str:
+    describe = _DESCRIPTIVE_NAMES.get(provider.code)
+    if describe is not None and provider.display_name == type(provider).display_name:
+        return describe()
+    return provider.display_name
+
+
+def _offered(svc: Services) -> list[tuple[PaymentProvider, str | None, str]]:
+    """(provider, method, label) for every enabled provider, in the registry's order."""
+    offered: list[tuple[PaymentProvider, str | None, str]] = []
+    for provider in svc.providers:
+        methods = [(m, label) for m, label in _METHOD_CHOICES.get(provider.code, ()) if m in provider.methods]
+        if methods:
+            offered.extend((provider, method, label()) for method, label in methods)
+        else:
+            offered.append((provider, None, _provider_name(provider)))
+    return offered
+
+
 def _choices(svc: Services) -> list[ProviderChoice]:
-    return [ProviderChoice(p.code, p.display_name) for p in svc.providers]
+    return [
+        ProviderChoice(
+            code=provider.code,
+            method=method,
+            display_name=label,
+            logo=_logo(provider.code),
+            available=svc.circuits.is_available(provider.code),
+        )
+        for provider, method, label in _offered(svc)
+    ]
+
+
+def _is_offered(svc: Services, code: str, method: str | None) -> bool:
+    """A submitted choice is one the page offers; no method means the provider's default one."""
+    offered = [(provider.code, m) for provider, m, _ in _offered(svc)]
+    return any(c == code for c, _ in offered) if method is None else (code, method) in offered
 
 
 # ---- rendering -----------------------------------------------------------------------------------------
@@ -265,8 +341,9 @@ def pay(order_id: str) -> Response:
     remember_form_locale(request.form.get(LANG_PARAM))
     svc = services()
     code = (request.form.get("provider") or "").strip()
+    method = (request.form.get("method") or "").strip() or None
     missing = gettext("Please choose a payment method.")
-    if code not in svc.providers:
+    if code not in svc.providers or not _is_offered(svc, code, method):
         return _order_page(svc, load_order(svc, order_id), status=422, error=missing)
     try:
         attempt = start_attempt(
@@ -274,13 +351,28 @@ def pay(order_id: str) -> Response:
             svc.providers,
             client_id=None,
             order_id=order_id,
-            choice=AttemptChoice(provider=code, locale=current_locale(), client_ip=request.remote_addr),
+            choice=AttemptChoice(
+                provider=code, locale=current_locale(), client_ip=request.remote_addr, method=method
+            ),
             now=svc.clock(),
             base_url=svc.base_url,
             actor="citizen",
+            circuits=svc.circuits,
         )
     except UnknownProvider:
         return _order_page(svc, load_order(svc, order_id), status=422, error=missing)
+    except ProviderTemporarilyUnavailable:
+        # The circuit is open: nothing was created. The page again, that choice disabled, the others open.
+        log.info("citizen payment for %s with %s refused: circuit open", order_id, code)
+        order = load_order(svc, order_id)
+        if order.state != "payable":
+            return _order_page(svc, order, status=409)
+        return _order_page(
+            svc,
+            order,
+            status=503,
+            error=gettext("Temporarily unavailable, please choose another method"),
+        )
     except Conflict:
         # Paid, expired or cancelled meanwhile (or an old tab): show what the order is now.
         return _order_page(svc, load_order(svc, order_id), status=409)

@@ -1,0 +1,1 @@
+"""One contract suite for every registered payment provider (issue 4, acceptance points 6-8)."""
