@@ -20,6 +20,9 @@ def _fail(message: str) -> NoReturn:
 
 
 def _settings() -> Settings:
+    from gateway.observability import configure_logging
+
+    configure_logging()
     try:
         return load_settings()
     except ConfigError as exc:

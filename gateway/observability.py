@@ -54,16 +54,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time of the record (test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        return None
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """One JSON line per record on stderr, each with its request id. Idempotent."""
     root = logging.getLogger()
-    for handler in root.handlers:
-        if getattr(handler, "_gateway", False):
-            return
-    handler = logging.StreamHandler(sys.stderr)
+    if any(isinstance(h, _StderrHandler) for h in root.handlers):
+        return
+    handler = _StderrHandler()
     handler.setFormatter(JsonFormatter())
     handler.addFilter(RequestIdFilter())
-    handler._gateway = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -154,7 +154,7 @@ class _Scanner:
         previous = ""
         for tag in block.tags:
             if tag.tag == "86":
-                if previous == "61" and entries and entries[-1][0] is not None:
+                if previous == "61" and entries:
                     entries[-1][2].extend(tag.lines)
                 else:
                     info.extend(tag.lines)
@@ -233,8 +233,6 @@ class _Scanner:
             closing_balance=closing_amount,
             opening_date=opening_date,
             closing_date=closing_date,
-            period_start=opening_date + timedelta(days=1) if opening_date else None,
-            period_end=closing_date,
             sequence=sequence,
             entry_count=len(lines),
             total_credit=total_credit,

@@ -708,3 +708,7 @@ def complete_bank_refund(
     return complete_manual_refund(
         factory, refund_id, bank_transfer_ref=bank_transfer_ref, actor=actor.email, now=now, base_url=base_url
     )
+
+
+def record_logout(session: Session, staff: StaffPrincipal, *, now: datetime) -> None:
+    _audit(session, "staff_user", staff.id, "logout", staff.email, "signed out", now)

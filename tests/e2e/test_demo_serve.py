@@ -42,9 +42,9 @@ def served(tmp_path) -> Iterator[tuple[str, str, Path]]:
     try:
         for _ in range(150):
             try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=5).status_code == 200:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or the worker still booting
                 time.sleep(0.1)
         else:
             pytest.fail("gateway serve did not come up:\n" + (tmp_path / "serve.log").read_text())
