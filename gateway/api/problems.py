@@ -25,6 +25,7 @@ PROBLEM_TYPES = {
     429: "rate-limited",
     500: "internal-error",
     502: "provider-unavailable",
+    503: "temporarily-unavailable",
 }
 
 
@@ -58,7 +59,11 @@ def register_error_handlers(app: Flask, html_error: Any = None) -> None:
         if not wants_problem() and html_error is not None:
             return html_error(exc.status, exc.title, exc.detail)
         extra = exc.extra if isinstance(exc, Conflict) else {}
-        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, **extra)
+        response = problem(exc.status, exc.title, exc.detail, errors=exc.errors, **extra)
+        if exc.status == 503:
+            # A circuit breaker is open: tell the caller when trying again makes sense.
+            response.headers["Retry-After"] = str(getattr(exc, "retry_after", 60))
+        return response
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
