@@ -121,7 +121,7 @@ def handle(factory: sessionmaker[Session], inbound: Inbound, *, now: datetime, b
 
 # After a callback we could not verify, the janitor asks the provider about the attempt it names, at most
 # once per this interval per attempt (so a forger cannot make us hammer the provider).
-QUERY_AFTER_REJECTION_INTERVAL = timedelta(minutes=1)
+QUERY_AFTER_REJECTION_INTERVAL = timedelta(minutes=5)
 
 
 def request_query(
@@ -144,6 +144,9 @@ def request_query(
                 and attempt.next_check_at <= now + QUERY_AFTER_REJECTION_INTERVAL
             ):
                 return False  # a query is due soon anyway
+            recent = now - QUERY_AFTER_REJECTION_INTERVAL
+            if attempt.last_checked_at is not None and attempt.last_checked_at > recent:
+                return False  # asked recently: rejected callbacks do not get to pace our queries
             attempt.next_check_at = now
             return True
     except SQLAlchemyError:

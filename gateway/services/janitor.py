@@ -83,6 +83,7 @@ def _claim_due(
         due = []
         for attempt in session.scalars(stmt):
             attempt.next_check_at = now + CLAIM_LEASE
+            attempt.last_checked_at = now
             due.append(_Due(attempt.id, attempt.provider, _query_request(attempt, attempt.order)))
         return due
 

@@ -135,6 +135,7 @@ class PaymentAttempt(Base):
     # and whether the attempt is still unresolved after the last step (flagged for finance).
     check_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     needs_review: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
     order: Mapped[Order] = relationship(back_populates="attempts")

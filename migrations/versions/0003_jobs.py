@@ -40,6 +40,7 @@ def upgrade() -> None:
     with op.batch_alter_table("payment_attempts") as batch_op:
         batch_op.add_column(sa.Column("check_count", sa.Integer(), server_default="0", nullable=False))
         batch_op.add_column(sa.Column("next_check_at", sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column("last_checked_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(
             sa.Column("needs_review", sa.Boolean(), server_default=sa.text("false"), nullable=False)
         )
@@ -52,6 +53,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_payment_attempts_next_check_at"), table_name="payment_attempts")
     with op.batch_alter_table("payment_attempts") as batch_op:
         batch_op.drop_column("needs_review")
+        batch_op.drop_column("last_checked_at")
         batch_op.drop_column("next_check_at")
         batch_op.drop_column("check_count")
     op.drop_index(op.f("ix_webhook_deliveries_event_id"), table_name="webhook_deliveries")

@@ -137,3 +137,30 @@ def test_idempotency_records_are_purged_after_retention(app, client, portal, clo
     assert purge_idempotency_keys(svc(app)) == 1
     with sessions() as s:
         assert s.scalars(select(IdempotencyRecord)).all() == []
+
+
+def test_a_callback_that_fails_verification_brings_a_query_forward(app, client, portal, clock, sessions):
+    lose_ipns(app)
+    order = create_order(client, portal)
+    attempt = start_attempt(client, portal, order["id"])
+    pay_at_emulator(client, attempt)
+    # A forged (or corrupted) notification naming the attempt is never trusted...
+    forged = f"vnp_TxnRef={attempt['reference']}&vnp_ResponseCode=00&vnp_Amount=5800000&vnp_SecureHash=00"
+    assert client.get(f"/callbacks/vnpay?{forged}").get_json()["RspCode"] == "97"
+    assert status(client, portal, order["id"])["status"] == "processing"
+    # ...but it makes the janitor ask VNPAY now instead of in five minutes.
+    assert janitor(svc(app)) == 1
+    assert status(client, portal, order["id"])["status"] == "paid"
+
+
+def test_forged_callbacks_cannot_make_us_hammer_the_provider(app, client, portal, clock, sessions):
+    order = create_order(client, portal)
+    attempt = start_attempt(client, portal, order["id"])
+    forged = f"vnp_TxnRef={attempt['reference']}&vnp_SecureHash=00"
+    client.get(f"/callbacks/vnpay?{forged}")
+    assert janitor(svc(app)) == 1  # one query brought forward...
+    for _ in range(5):
+        client.get(f"/callbacks/vnpay?{forged}")
+    assert janitor(svc(app)) == 0  # ...and no more until the ladder says so
+    with sessions() as s:
+        assert s.get(PaymentAttempt, attempt["id"]).check_count == 1
