@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, ClassVar, Final, TypeGuard
 from urllib.parse import urlencode, urlsplit
 
@@ -615,7 +615,7 @@ class Forge(NotificationForge):
                 amount=amount,
                 status=result_code,
                 transaction_id=provider_txn_id,
-                transacted_at=to_bank_time(datetime.now(UTC)),
+                transacted_at=to_bank_time(emulator_now()),
                 description=f"Thanh toan {reference}",
             ),
         )

@@ -19,7 +19,6 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qsl
 
@@ -464,7 +463,7 @@ class Forge(NotificationForge):
             "vnp_BankTranNo": f"VNP{provider_txn_id}",
             "vnp_CardType": "ATM",
             "vnp_OrderInfo": f"Thanh toan {reference}",
-            "vnp_PayDate": to_vnp_date(datetime.now(UTC)),
+            "vnp_PayDate": to_vnp_date(emulator_now()),
             "vnp_ResponseCode": result_code,
             "vnp_TransactionNo": provider_txn_id,
             "vnp_TransactionStatus": "00" if result_code == "00" else "02",

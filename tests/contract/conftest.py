@@ -80,7 +80,10 @@ PROVIDERS: Mapping[str, ProviderEntry] = {
     "rsabank": ProviderEntry(
         emulator_secret=lambda p: p.emulator_bank_private_pem.decode(),
         inbound_keys="RSABANK_PUBLIC_KEYS",
-        settings={"RSABANK_ENDPOINT": "https://bank.example.test", "RSABANK_PRIVATE_KEY": OWN_PRIVATE_KEY_FILE},
+        settings={
+            "RSABANK_ENDPOINT": "https://bank.example.test",
+            "RSABANK_PRIVATE_KEY": OWN_PRIVATE_KEY_FILE,
+        },
         rsa=True,
         acks={  # docs/rsabank.md §5.1
             Ack.OK: _rsabank_ack(200, "00", "received"),
@@ -152,7 +155,7 @@ class ContractProvider:
 
     @property
     def notifies_failures(self) -> bool:
-        """Whether the provider sends a notification when a payment fails (ZaloPay and a bank credit don't)."""
+        """Whether the provider notifies a failed payment (ZaloPay and a bank credit do not)."""
         return Outcome.FAILED in self.forge_class.result_codes.values()
 
 
@@ -187,7 +190,9 @@ def contract_providers(
                 "the contract suite builds every notification with it"
             )
         if not callable(getattr(module, "create_blueprint", None)):
-            raise ContractSetupError(f"provider {code!r}: providers/emulators/{code}.py has no create_blueprint")
+            raise ContractSetupError(
+                f"provider {code!r}: providers/emulators/{code}.py has no create_blueprint"
+            )
         entry = table.get(code)
         if entry is None:
             raise ContractSetupError(
@@ -221,7 +226,7 @@ class CountingSession(requests.Session):
         super().__init__()
         self.sent: list[str] = []
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
         self.sent.append(request.url or "")
         return super().send(request, **kwargs)
 
@@ -237,7 +242,9 @@ class EmulatorServer:
     def faults(self, code: str) -> dict[str, Any]:
         faults = getattr(self.blueprints[code], "faults", None)
         if not isinstance(faults, dict):
-            raise ContractSetupError(f"the {code} emulator blueprint has no faults dict (contract §10 emulators)")
+            raise ContractSetupError(
+                f"the {code} emulator blueprint has no faults dict (contract §10 emulators)"
+            )
         return faults
 
 

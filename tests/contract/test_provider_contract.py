@@ -44,7 +44,6 @@ from providers.base import (
 )
 from tests.conftest import FakeClock, PortalKey
 from tests.contract.conftest import (
-    BY_CODE,
     CODES,
     CONTRACT,
     FAULTS,
@@ -64,7 +63,9 @@ TXN_ID = "4000000123"
 
 every_provider = pytest.mark.parametrize("code", CODES)
 TAMPER_CASES = [
-    pytest.param(c.code, name, id=f"{c.code}-{name}") for c in CONTRACT for name in c.forge_class.signed_fields
+    pytest.param(c.code, name, id=f"{c.code}-{name}")
+    for c in CONTRACT
+    for name in c.forge_class.signed_fields
 ]
 FAULT_CASES = [pytest.param(code, fault, id=f"{code}-{fault}") for code in CODES for fault in FAULTS]
 REFUND_FAULT_CASES = [
@@ -74,13 +75,15 @@ REFUND_FAULT_CASES = [
     for fault in FAULTS
 ]
 # Through the app, whose providers reach their emulators in-process (no socket, so no timeout to fire).
-APP_FAULT_CASES = [pytest.param(code, fault, id=f"{code}-{fault}") for code in CODES for fault in ("status", "garbage")]
+APP_FAULT_CASES = [
+    pytest.param(code, fault, id=f"{code}-{fault}") for code in CODES for fault in ("status", "garbage")
+]
 
 
-def payment_request(code: str, reference: str | None = None) -> PaymentRequest:
+def payment_request(code: str) -> PaymentRequest:
     now = datetime.now(UTC)
     return PaymentRequest(
-        reference=reference or new_reference(now),
+        reference=new_reference(now),
         amount=AMOUNT,
         order_info="Thanh toán hồ sơ H12.22-241125-0001",
         return_url=f"http://gateway.test/return/{code}",
@@ -92,10 +95,13 @@ def payment_request(code: str, reference: str | None = None) -> PaymentRequest:
     )
 
 
-def query_request(reference: str | None = None) -> QueryRequest:
+def query_request() -> QueryRequest:
     now = datetime.now(UTC)
     return QueryRequest(
-        reference=reference or new_reference(now), amount=AMOUNT, created_at=now, order_info="Thanh toan ho so"
+        reference=new_reference(now),
+        amount=AMOUNT,
+        created_at=now,
+        order_info="Thanh toan ho so",
     )
 
 
@@ -115,7 +121,9 @@ def refund_request() -> RefundRequest:
     )
 
 
-def signed(forge: NotificationForge, reference: str, *, code: str | None = None, **changes: Any) -> CallbackRequest:
+def signed(
+    forge: NotificationForge, reference: str, *, code: str | None = None, **changes: Any
+) -> CallbackRequest:
     values: dict[str, Any] = {
         "reference": reference,
         "amount": AMOUNT,
@@ -130,7 +138,7 @@ def signed(forge: NotificationForge, reference: str, *, code: str | None = None,
 
 
 def test_every_registered_provider_is_under_contract() -> None:
-    assert CODES == sorted(providers.REGISTRY)
+    assert sorted(providers.REGISTRY) == CODES
     assert "vnpay" in CODES
     stale = set(PROVIDERS) - set(providers.REGISTRY)
     assert not stale, f"rows in tests/contract/conftest.py PROVIDERS for unregistered providers: {stale}"
@@ -162,7 +170,7 @@ class _DummyForge(NotificationForge):
     success_code: ClassVar[str] = "ok"
     signed_fields: ClassVar[tuple[str, ...]] = ("amount",)
 
-    def notification(self, **kwargs: Any) -> CallbackRequest:  # type: ignore[override]
+    def notification(self, **kwargs: Any) -> CallbackRequest:
         raise NotImplementedError
 
     def tamper(self, request: CallbackRequest, field_name: str) -> CallbackRequest:
@@ -228,7 +236,9 @@ def test_a_payment_request_gives_a_redirect_or_a_qr(
 
 
 @every_provider
-def test_a_correctly_signed_notification_verifies(provider: PaymentProvider, forge: NotificationForge) -> None:
+def test_a_correctly_signed_notification_verifies(
+    provider: PaymentProvider, forge: NotificationForge
+) -> None:
     reference = new_reference(datetime.now(UTC))
     note = provider.verify_callback(signed(forge, reference))
     assert (note.reference, note.amount, note.outcome) == (reference, AMOUNT, Outcome.SUCCEEDED)
@@ -273,7 +283,9 @@ def test_every_documented_result_code_maps_as_declared(
 
 
 @every_provider
-def test_an_undocumented_result_code_is_never_final(provider: PaymentProvider, forge: NotificationForge) -> None:
+def test_an_undocumented_result_code_is_never_final(
+    provider: PaymentProvider, forge: NotificationForge
+) -> None:
     try:
         request = signed(forge, new_reference(datetime.now(UTC)), code="987654")
     except ValueError:
@@ -461,4 +473,3 @@ def test_the_citizen_gets_a_friendly_503_never_a_500(
     else:
         assert response.status_code == 303
         assert [a["status"] for a in attempts] == ["redirected"]
-

@@ -44,7 +44,7 @@ def test_clients_create_prints_credentials_once_and_stores_a_hash(env, engine):
         env=env,
     )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert set(data) == {"client_id", "api_key", "webhook_secret"}
     factory = make_session_factory(engine)
     with transaction(factory) as session:

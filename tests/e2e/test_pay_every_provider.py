@@ -166,7 +166,7 @@ def new_order(client: FlaskClient, portal: PortalKey, n: int = 1) -> dict[str, A
     return create_order(client, portal, dossier_code=f"H12.22-241125-{n:04d}")
 
 
-# ---- the tests -----------------------------------------------------------------------------------------------
+# ---- the tests ------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("code", CODES)
