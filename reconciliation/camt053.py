@@ -88,7 +88,11 @@ def check_prolog(head: bytes) -> str | None:
             if end < 0:
                 return "unterminated processing instruction"
             declared = _ENCODING_DECL.search(head, i, end)
-            if head.startswith(b"<?xml", i) and declared and declared.group(1).lower() not in (b"utf-8", b"utf8"):
+            if (
+                head.startswith(b"<?xml", i)
+                and declared
+                and declared.group(1).lower() not in (b"utf-8", b"utf8")
+            ):
                 return f"encoding {declared.group(1).decode()} refused: ISO 20022 messages are UTF-8"
             i = end + 2
         elif head.startswith(b"<!--", i):
@@ -168,9 +172,6 @@ class _Scanner:
             self._paths[path] = qualified
         return qualified
 
-    def find(self, elem: Any, path: str) -> Any:
-        return elem.find(self._q(path))
-
     def text(self, elem: Any, *paths: str) -> str | None:
         """Stripped text of the first of ``paths`` that is present and non-empty."""
         for path in paths:
@@ -181,16 +182,17 @@ class _Scanner:
 
     # -- main loop ---------------------------------------------------------------------------------
     def run(self, fh: BinaryIO) -> Iterator[ScanEvent]:
+        problem = self._check_root(fh)
+        if problem is not None:
+            yield problem
+            return
         stmt: _Statement | None = None
-        t_stmt = t_grphdr = ""
+        t_stmt, t_grphdr = self._q("Stmt"), self._q("GrpHdr")
+        # Only the statement's own children raise events (libxml2 still builds the rest, which is
+        # released with its parent): a per-element Python callback would cost more than the parse.
+        wanted = [self._q(name) for name in (*_STATEMENT_CHILDREN, "Stmt", "GrpHdr")]
         try:
-            for _event, elem in etree.iterparse(fh, events=("end",), **_PARSER_OPTIONS):
-                if not self.ns:
-                    problem = self._check_root(elem)
-                    if problem is not None:
-                        yield problem
-                        return
-                    t_stmt, t_grphdr = self._q("Stmt"), self._q("GrpHdr")
+            for _event, elem in etree.iterparse(fh, events=("end",), tag=wanted, **_PARSER_OPTIONS):
                 parent = elem.getparent()
                 if parent is None:
                     continue
@@ -215,11 +217,22 @@ class _Scanner:
         if self.stmt_no == 0:
             yield RowError(None, "Stmt", "the file holds no statement")
 
-    def _check_root(self, elem: Any) -> RowError | None:
-        tree = elem.getroottree()
-        if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    def _check_root(self, fh: BinaryIO) -> RowError | None:
+        """Read up to the root element's start tag: refuse a DTD and any root but a camt.053 Document."""
+        try:
+            root = next(
+                (elem for _event, elem in etree.iterparse(fh, events=("start",), **_PARSER_OPTIONS)),
+                None,
+            )
+        except etree.XMLSyntaxError as exc:
+            return RowError(None, "xml", f"not well-formed XML: {exc}")
+        finally:
+            fh.seek(0)
+        if root is None:
+            return RowError(None, "xml", "no root element")
+        docinfo = root.getroottree().docinfo
+        if docinfo.doctype or docinfo.internalDTD is not None:
             return RowError(None, "xml", "DOCTYPE/ENTITY declarations are refused")
-        root = tree.getroot()
         qname = etree.QName(root)
         if qname.localname != "Document" or qname.namespace not in NAMESPACES:
             return RowError(
@@ -244,20 +257,11 @@ class _Scanner:
             stmt.account = self.text(elem, "Id/IBAN", "Id/Othr/Id")
             stmt.currency = self.text(elem, "Ccy")
         elif name == "FrToDt":
-            stmt.period_start = self._day(self.text(elem, "FrDtTm"))
-            stmt.period_end = self._day(self.text(elem, "ToDtTm"))
+            stmt.period_start = _day(self.text(elem, "FrDtTm"))
+            stmt.period_end = _day(self.text(elem, "ToDtTm"))
         elif name == "TxsSummry":
             stmt.summary_credit = self._summary(stmt, elem, "TtlCdtNtries/Sum")
             stmt.summary_debit = self._summary(stmt, elem, "TtlDbtNtries/Sum")
-
-    @staticmethod
-    def _day(text: str | None) -> date | None:
-        if text is None:
-            return None
-        try:
-            return business_date_of(to_utc(datetime.fromisoformat(text)))
-        except ValueError:
-            return None
 
     def _summary(self, stmt: _Statement, elem: Any, path: str) -> int | None:
         text = self.text(elem, path)
@@ -271,80 +275,53 @@ class _Scanner:
 
     # -- balances ----------------------------------------------------------------------------------
     def _balance(self, stmt: _Statement, elem: Any) -> None:
-        code = self.text(elem, "Tp/CdOrPrtry/Cd", "Tp/CdOrPrtry/Prtry") or ""
+        bal = _flatten(elem)
+        code = _get(bal, "Tp/CdOrPrtry/Cd", "Tp/CdOrPrtry/Prtry") or ""
         if code not in ("OPBD", "PRCD", "CLBD"):
             return  # ITBD, CLAV, FWAV... are not part of the continuity check (§2.1)
         where = f"{stmt.label}/Bal[{code}]"
-        amount_el = self.find(elem, "Amt")
-        try:
-            amount = parse_decimal_vnd(amount_el.text or "" if amount_el is not None else "")
-        except AmountError as exc:
-            stmt.errors.append(RowError(None, f"{where}/Amt", str(exc)))
-            return
-        currency = amount_el.get("Ccy") if amount_el is not None else None
-        if currency != "VND":
-            stmt.errors.append(RowError(None, f"{where}/Amt", f"currency {currency} is not VND"))
-            return
-        indicator = self.text(elem, "CdtDbtInd")
+        errors: list[RowError] = []
+        amount = _amount(bal, "Amt", None, f"{where}/Amt", errors)
+        indicator = _get(bal, "CdtDbtInd")
         if indicator not in _DIRECTION:
-            stmt.errors.append(RowError(None, f"{where}/CdtDbtInd", f"expected CRDT or DBIT, got {indicator}"))
+            errors.append(RowError(None, f"{where}/CdtDbtInd", f"expected CRDT or DBIT, got {indicator}"))
+        if errors or amount is None:
+            stmt.errors.extend(errors)
             return
         signed = amount if indicator == "CRDT" else -amount
-        when = self._day(self.text(elem, "Dt/DtTm")) or self._date(self.text(elem, "Dt/Dt"))
+        when = _day(_get(bal, "Dt/DtTm")) or _date(_get(bal, "Dt/Dt"))
         if code == "CLBD":
             stmt.closing = (signed, when)
         elif stmt.opening is None or code == "OPBD":  # OPBD wins over PRCD when a bank sends both
             stmt.opening = (signed, when, code)
 
-    @staticmethod
-    def _date(text: str | None) -> date | None:
-        if text is None:
-            return None
-        match = _ISO_DATE.fullmatch(text)
-        if match is None:
-            return None
-        try:
-            return date.fromisoformat(match.group(1))
-        except ValueError:
-            return None
-
-    def _when(self, elem: Any, path: str) -> tuple[datetime | None, date | None] | str:
-        """(instant, day) of a camt ``DateAndDateTimeChoice``; a reason string when unreadable."""
-        if self.find(elem, path) is None:
-            return (None, None)
-        if (text := self.text(elem, f"{path}/DtTm")) is not None:
-            try:
-                # A camt time without offset is the bank's local time; our banks are in Vietnam.
-                instant = to_utc(datetime.fromisoformat(text))
-            except ValueError:
-                return f"not an ISO date-time: {text!r}"
-            return (instant, business_date_of(instant))
-        text = self.text(elem, f"{path}/Dt")
-        day = self._date(text)
-        if day is None:
-            return f"not an ISO date: {text!r}"
-        return (None, day)
-
     # -- entries -----------------------------------------------------------------------------------
     def _entry(self, stmt: _Statement, ntry: Any) -> Iterator[ScanEvent]:
+        """One ``Ntry``: read once into flat path -> text maps, which also are the raw rows."""
         self.entry_no += 1
         row = self.entry_no
         errors: list[RowError] = []
-        amount = self._amount(ntry, "Amt", row, "Amt", errors)
+        entry = _flatten(ntry, skip="NtryDtls")
+        details = [
+            (_flatten(dtls, skip="TxDtls"), [_flatten(tx) for tx in dtls.iterchildren(self._q("TxDtls"))])
+            for dtls in ntry.iterchildren(self._q("NtryDtls"))
+        ]
+        amount = _amount(entry, "Amt", row, "Amt", errors)
         if amount is None:
             stmt.unreadable = True
-        indicator = self.text(ntry, "CdtDbtInd")
+        indicator = _get(entry, "CdtDbtInd")
         direction = _DIRECTION.get(indicator or "")
         if direction is None:
             errors.append(RowError(row, "CdtDbtInd", f"expected CRDT or DBIT, got {indicator}"))
             stmt.unreadable = True
         # V02-V05 write <Sts>BOOK</Sts>, V06+ <Sts><Cd>BOOK</Cd></Sts>.
-        code = self.text(ntry, "Sts/Cd", "Sts/Prtry", "Sts") or ""
+        code = _get(entry, "Sts/Cd", "Sts/Prtry", "Sts") or ""
         status = _STATUS.get(code)
         if status is None:
             errors.append(RowError(row, "Sts", f"unknown entry status {code!r}"))
-        booking = self._when(ntry, "BookgDt")
-        value = self._when(ntry, "ValDt")
+            stmt.unreadable = True  # booked or not is unknown, so the balance check cannot be done
+        booking = _when(entry, "BookgDt")
+        value = _when(entry, "ValDt")
         for name, got in (("BookgDt", booking), ("ValDt", value)):
             if isinstance(got, str):
                 errors.append(RowError(row, name, got))
@@ -357,7 +334,7 @@ class _Scanner:
         if business_date is None and not isinstance(booking, str):
             errors.append(RowError(row, "BookgDt", "the entry has neither a booking nor a value date"))
 
-        parts = self._split(ntry, row, amount, direction, errors)
+        parts = _split(details, row, amount, direction, errors)
 
         if amount is not None and direction is not None and status == "booked":
             stmt.count += 1
@@ -365,172 +342,56 @@ class _Scanner:
                 stmt.credit += amount
             else:
                 stmt.debit += amount
-        if errors:
+        if errors or amount is None or direction is None or status is None or business_date is None:
             yield from errors
             return
-        assert amount is not None and direction is not None and status is not None
-        assert business_date is not None
-        reversal = (self.text(ntry, "RvslInd") or "").lower() == "true"
-        entry_raw = _flatten(ntry, skip="NtryDtls")
-        for sub_row, (tx, part_amount, part_direction, dtls) in enumerate(parts, start=1 if len(parts) > 1 else 0):
-            raw = dict(entry_raw)
-            if dtls is not None:
-                raw.update(_flatten(dtls, prefix="NtryDtls/", skip="TxDtls"))
-            if tx is not None:
-                raw.update(_flatten(tx, prefix="NtryDtls/TxDtls/"))
+        split = len(parts) > 1
+        for sub_row, part in enumerate(parts, start=1 if split else 0):
+            raw = dict(entry)
+            if part.details is not None:
+                raw.update({f"NtryDtls/{k}": v for k, v in part.details.items()})
+            if part.tx is not None:
+                raw.update({f"NtryDtls/TxDtls/{k}": v for k, v in part.tx.items()})
             yield self._line(
                 stmt,
-                ntry,
-                tx,
-                dtls,
+                entry,
+                part,
                 row=row,
                 sub_row=sub_row,
-                amount=part_amount,
-                direction=part_direction,
                 status=status,
-                reversal=reversal,
                 booked_at=booked_at,
                 business_date=business_date,
                 value_date=value_date,
-                split=len(parts) > 1,
+                split=split,
                 raw=raw,
             )
-
-    def _amount(self, elem: Any, path: str, row: int, where: str, errors: list[RowError]) -> int | None:
-        amount_el = self.find(elem, path)
-        if amount_el is None:
-            errors.append(RowError(row, where, "missing"))
-            return None
-        try:
-            amount = parse_decimal_vnd(amount_el.text or "")
-        except AmountError as exc:
-            errors.append(RowError(row, where, str(exc)))
-            return None
-        currency = amount_el.get("Ccy")
-        if currency != "VND":
-            # contract.md §4: VND only; another currency has minor units we would silently drop.
-            errors.append(RowError(row, where, f"currency {currency} is not VND"))
-            return None
-        return amount
-
-    def _split(
-        self,
-        ntry: Any,
-        row: int,
-        amount: int | None,
-        direction: Direction | None,
-        errors: list[RowError],
-    ) -> list[tuple[Any, int, Direction, Any]]:
-        """One part per ``TxDtls`` of a batch entry, with Σ parts == entry amount (§2.1 pitfall).
-
-        An entry with zero or one ``TxDtls`` stays one line carrying the entry amount; a batch with
-        several becomes one line per transaction carrying that transaction's own amount.
-        """
-        details = ntry.findall(self._q("NtryDtls"))
-        txs = [(tx, dtls) for dtls in details for tx in dtls.findall(self._q("TxDtls"))]
-        for n, dtls in enumerate(details, start=1):
-            batch = self.find(dtls, "Btch")
-            declared = self.text(batch, "NbOfTxs") if batch is not None else None
-            count = len(dtls.findall(self._q("TxDtls")))
-            if declared is not None and count and declared != str(count):
-                errors.append(
-                    RowError(row, f"NtryDtls[{n}]/Btch/NbOfTxs", f"says {declared}, the entry lists {count}")
-                )
-            if batch is not None and amount is not None and self.find(batch, "TtlAmt") is not None:
-                total = self._amount(batch, "TtlAmt", row, f"NtryDtls[{n}]/Btch/TtlAmt", errors)
-                if total is not None and len(details) == 1 and total != amount:
-                    errors.append(
-                        RowError(
-                            row,
-                            f"NtryDtls[{n}]/Btch/TtlAmt",
-                            f"batch total {format_vnd(total)} ≠ entry amount {format_vnd(amount)}",
-                        )
-                    )
-        if amount is None or direction is None:
-            return []
-        if len(txs) <= 1:
-            tx, dtls = txs[0] if txs else (None, details[0] if details else None)
-            if tx is not None:
-                own = self._tx_amount(tx, row, 1, errors, required=False)
-                if own is not None and own != amount:
-                    errors.append(
-                        RowError(
-                            row,
-                            "NtryDtls/TxDtls/Amt",
-                            f"transaction amount {format_vnd(own)} ≠ entry amount {format_vnd(amount)}",
-                        )
-                    )
-            return [(tx, amount, direction, dtls)]
-        parts: list[tuple[Any, int, Direction, Any]] = []
-        total = 0
-        for n, (tx, dtls) in enumerate(txs, start=1):
-            own = self._tx_amount(tx, row, n, errors, required=True)
-            indicator = self.text(tx, "CdtDbtInd")
-            own_direction = _DIRECTION.get(indicator or "", direction) if indicator else direction
-            if indicator and indicator not in _DIRECTION:
-                errors.append(RowError(row, f"NtryDtls/TxDtls[{n}]/CdtDbtInd", f"expected CRDT or DBIT, got {indicator}"))
-            if own is None:
-                continue
-            total += own if own_direction == direction else -own
-            parts.append((tx, own, own_direction, dtls))
-        if len(parts) == len(txs) and total != amount:
-            errors.append(
-                RowError(
-                    row,
-                    "NtryDtls/TxDtls/Amt",
-                    f"Σ of {len(txs)} transactions {format_vnd(total)} ≠ entry amount {format_vnd(amount)}",
-                )
-            )
-        return parts
-
-    def _tx_amount(self, tx: Any, row: int, n: int, errors: list[RowError], *, required: bool) -> int | None:
-        # V03+ carry TxDtls/Amt; V02 only AmtDtls (TxAmt, else InstdAmt) (§2.1).
-        for path in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
-            if self.find(tx, path) is not None:
-                return self._amount(tx, path, row, f"NtryDtls/TxDtls[{n}]/{path}", errors)
-        if required:
-            errors.append(RowError(row, f"NtryDtls/TxDtls[{n}]/Amt", "a batch transaction needs its own amount"))
-        return None
 
     def _line(
         self,
         stmt: _Statement,
-        ntry: Any,
-        tx: Any,
-        dtls: Any,
+        entry: Flat,
+        part: _Part,
         *,
         row: int,
         sub_row: int,
-        amount: int,
-        direction: Direction,
         status: LineStatus,
-        reversal: bool,
         booked_at: datetime | None,
         business_date: date,
         value_date: date | None,
         split: bool,
         raw: dict[str, str],
     ) -> StatementLine:
-        end_to_end = our_ref = counterparty = remittance = tx_ref = None
-        if tx is not None:
-            end_to_end = self.text(tx, "Refs/EndToEndId")
-            if end_to_end == "NOTPROVIDED":  # the ISO placeholder for "no id" is not an id
-                end_to_end = None
-            tx_ref = self.text(tx, "Refs/AcctSvcrRef")
-            our_ref = self.text(tx, "RmtInf/Strd/CdtrRefInf/Ref")
-            party = "Dbtr" if direction == "credit" else "Cdtr"
-            counterparty = self.text(tx, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm")
-            ustrd = [str(u.text).strip() for u in tx.findall(self._q("RmtInf/Ustrd")) if u.text and u.text.strip()]
-            remittance = " ".join(ustrd) or self.text(tx, "AddtlTxInf")
-        remittance = remittance or self.text(ntry, "AddtlNtryInf")
+        tx = part.tx or {}
+        end_to_end = _get(tx, "Refs/EndToEndId")
+        if end_to_end == "NOTPROVIDED":  # the ISO placeholder for "no id" is not an id
+            end_to_end = None
+        party = "Dbtr" if part.direction == "credit" else "Cdtr"
+        ustrd = [tx[k] for k in _repeated(tx, "RmtInf/Ustrd") if tx[k]]
+        details = part.details or {}
         batch_id = None
-        batch = self.find(dtls, "Btch") if dtls is not None else None
-        if split or batch is not None:
-            batch_id = (
-                (self.text(batch, "PmtInfId", "MsgId") if batch is not None else None)
-                or self.text(ntry, "AcctSvcrRef", "NtryRef")
-                or f"entry-{row}"
-            )
+        if split or any(k.startswith("Btch/") for k in details):
+            batch_id = _get(details, "Btch/PmtInfId", "Btch/MsgId") or _get(entry, "AcctSvcrRef", "NtryRef")
+            batch_id = batch_id or f"entry-{row}"
         return StatementLine(
             source=SOURCE,
             file_sha256=self.sha,
@@ -538,21 +399,21 @@ class _Scanner:
             sub_row=sub_row,
             account=stmt.account,
             statement_id=stmt.stmt_id,
-            direction=direction,
-            gross=amount,
-            net=amount,
+            direction=part.direction,
+            gross=part.amount,
+            net=part.amount,
             currency="VND",
             booked_at=booked_at,
             business_date=business_date,
             value_date=value_date,
-            bank_reference=tx_ref or self.text(ntry, "AcctSvcrRef"),
+            bank_reference=_get(tx, "Refs/AcctSvcrRef") or _get(entry, "AcctSvcrRef"),
             end_to_end_id=end_to_end,
-            our_reference=our_ref,
+            our_reference=_get(tx, "RmtInf/Strd/CdtrRefInf/Ref"),
             batch_id=batch_id,
-            counterparty=counterparty,
-            remittance=remittance,
+            counterparty=_get(tx, f"RltdPties/{party}/Nm", f"RltdPties/{party}/Pty/Nm"),
+            remittance=" ".join(ustrd) or _get(tx, "AddtlTxInf") or _get(entry, "AddtlNtryInf"),
             status=status,
-            reversal=reversal,
+            reversal=(_get(entry, "RvslInd") or "").lower() == "true",
             raw=raw,
         )
 
@@ -590,10 +451,9 @@ class _Scanner:
                             f"says {format_vnd(declared)}, the entries add up to {format_vnd(counted)}",
                         )
                     )
-        if errors:
+        if errors or stmt.opening is None or stmt.closing is None:
             yield from errors
             return
-        assert stmt.opening is not None and stmt.closing is not None
         yield StatementHeader(
             source=SOURCE,
             file_sha256=self.sha,
@@ -613,9 +473,29 @@ class _Scanner:
         )
 
 
-def _flatten(elem: Any, *, prefix: str = "", skip: str | None = None) -> dict[str, str]:
-    """Leaf texts and attributes by local-name path: the raw row of a camt entry (§5.2 "raw row")."""
-    out: dict[str, str] = {}
+Flat = dict[str, str]
+
+#: Children of ``Stmt`` the scanner reads (reconciliation.md §2.1 tree).
+_STATEMENT_CHILDREN = ("Id", "ElctrncSeqNb", "LglSeqNb", "Acct", "FrToDt", "Bal", "TxsSummry", "Ntry")
+
+
+@dataclass(frozen=True)
+class _Part:
+    """What one line of an entry is made of: its TxDtls (if any) and its own amount."""
+
+    details: Flat | None
+    tx: Flat | None
+    amount: int
+    direction: Direction
+
+
+def _flatten(elem: Any, *, skip: str | None = None) -> Flat:
+    """Leaf texts and attributes by local-name path: the raw row of a camt entry (§5.2 "raw row").
+
+    A repeated path gets a ``[2]``, ``[3]``... suffix, so nothing is lost and the first occurrence
+    keeps the plain path.
+    """
+    out: Flat = {}
 
     def put(key: str, value: str) -> None:
         if key in out:
@@ -625,18 +505,176 @@ def _flatten(elem: Any, *, prefix: str = "", skip: str | None = None) -> dict[st
             key = f"{key}[{n}]"
         out[key] = value
 
-    def walk(node: Any, path: str) -> None:
+    def walk(node: Any, path: str, top: bool) -> None:
+        # Hot path (every element of every entry): comments and PIs are stripped by the parser and
+        # a DTD is refused, so every child is an element with a string tag.
         for child in node:
-            name = _local(child.tag)
-            if not name or (skip is not None and node is elem and name == skip):
+            name = child.tag.rpartition("}")[2]
+            if top and name == skip:
                 continue
-            child_path = f"{path}{name}"
-            for attr, value in child.attrib.items():
-                put(f"{child_path}@{_local(attr)}", str(value))
+            child_path = path + name
+            for attr, value in child.items():
+                put(f"{child_path}@{attr.rpartition('}')[2]}", str(value))
             if len(child):
-                walk(child, child_path + "/")
+                walk(child, child_path + "/", False)
             else:
-                put(child_path, (child.text or "").strip())
+                text = child.text
+                put(child_path, text.strip() if text else "")
 
-    walk(elem, prefix)
+    walk(elem, "", True)
     return out
+
+
+def _get(flat: Flat, *keys: str) -> str | None:
+    """The first non-empty value among ``keys``."""
+    for key in keys:
+        value = flat.get(key)
+        if value:
+            return value
+    return None
+
+
+def _repeated(flat: Flat, key: str) -> Iterator[str]:
+    """``key``, ``key[2]``, ``key[3]``... as long as they are present."""
+    if key in flat:
+        yield key
+        n = 2
+        while f"{key}[{n}]" in flat:
+            yield f"{key}[{n}]"
+            n += 1
+
+
+def _amount(flat: Flat, key: str, row: int | None, where: str, errors: list[RowError]) -> int | None:
+    text = flat.get(key)
+    if text is None:
+        errors.append(RowError(row, where, "missing"))
+        return None
+    try:
+        amount = parse_decimal_vnd(text)
+    except AmountError as exc:
+        errors.append(RowError(row, where, str(exc)))
+        return None
+    currency = flat.get(f"{key}@Ccy")
+    if currency != "VND":
+        # contract.md §4: VND only; another currency has minor units we would silently drop.
+        errors.append(RowError(row, where, f"currency {currency} is not VND"))
+        return None
+    return amount
+
+
+def _split(
+    details: list[tuple[Flat, list[Flat]]],
+    row: int,
+    amount: int | None,
+    direction: Direction | None,
+    errors: list[RowError],
+) -> list[_Part]:
+    """One part per ``TxDtls`` of a batch entry, with Σ parts == entry amount (§2.1 pitfall).
+
+    An entry with zero or one ``TxDtls`` stays one line carrying the entry amount; a batch with
+    several becomes one line per transaction carrying that transaction's own amount.
+    """
+    for n, (dtls, txs) in enumerate(details, start=1):
+        declared = dtls.get("Btch/NbOfTxs")
+        if declared is not None and txs and declared != str(len(txs)):
+            errors.append(
+                RowError(row, f"NtryDtls[{n}]/Btch/NbOfTxs", f"says {declared}, the entry lists {len(txs)}")
+            )
+        if amount is not None and "Btch/TtlAmt" in dtls:
+            total = _amount(dtls, "Btch/TtlAmt", row, f"NtryDtls[{n}]/Btch/TtlAmt", errors)
+            if total is not None and len(details) == 1 and total != amount:
+                errors.append(
+                    RowError(
+                        row,
+                        f"NtryDtls[{n}]/Btch/TtlAmt",
+                        f"batch total {format_vnd(total)} ≠ entry amount {format_vnd(amount)}",
+                    )
+                )
+    if amount is None or direction is None:
+        return []
+    pairs = [(d, t) for d, t_list in details for t in t_list]
+    if len(pairs) <= 1:
+        only_details, only_tx = pairs[0] if pairs else (details[0][0] if details else None, None)
+        if only_tx is not None:
+            own = _tx_amount(only_tx, row, 1, errors, required=False)
+            if own is not None and own != amount:
+                errors.append(
+                    RowError(
+                        row,
+                        "NtryDtls/TxDtls/Amt",
+                        f"transaction amount {format_vnd(own)} ≠ entry amount {format_vnd(amount)}",
+                    )
+                )
+        return [_Part(only_details, only_tx, amount, direction)]
+    parts: list[_Part] = []
+    total = 0
+    for n, (part_details, part_tx) in enumerate(pairs, start=1):
+        own = _tx_amount(part_tx, row, n, errors, required=True)
+        indicator = part_tx.get("CdtDbtInd")
+        own_direction = _DIRECTION.get(indicator or "", direction)
+        if indicator and indicator not in _DIRECTION:
+            errors.append(
+                RowError(row, f"NtryDtls/TxDtls[{n}]/CdtDbtInd", f"expected CRDT or DBIT, got {indicator}")
+            )
+        if own is None:
+            continue
+        total += own if own_direction == direction else -own
+        parts.append(_Part(part_details, part_tx, own, own_direction))
+    if len(parts) == len(pairs) and total != amount:
+        errors.append(
+            RowError(
+                row,
+                "NtryDtls/TxDtls/Amt",
+                f"Σ of {len(pairs)} transactions {format_vnd(total)} ≠ entry amount {format_vnd(amount)}",
+            )
+        )
+    return parts
+
+
+def _tx_amount(tx: Flat, row: int, n: int, errors: list[RowError], *, required: bool) -> int | None:
+    # V03+ carry TxDtls/Amt; V02 only AmtDtls (TxAmt, else InstdAmt) (§2.1).
+    for key in ("Amt", "AmtDtls/TxAmt/Amt", "AmtDtls/InstdAmt/Amt"):
+        if key in tx:
+            return _amount(tx, key, row, f"NtryDtls/TxDtls[{n}]/{key}", errors)
+    if required:
+        errors.append(RowError(row, f"NtryDtls/TxDtls[{n}]/Amt", "a batch transaction needs its own amount"))
+    return None
+
+
+def _date(text: str | None) -> date | None:
+    if text is None:
+        return None
+    match = _ISO_DATE.fullmatch(text)
+    if match is None:
+        return None
+    try:
+        return date.fromisoformat(match.group(1))
+    except ValueError:
+        return None
+
+
+def _day(text: str | None) -> date | None:
+    """The Vietnam day of an ISO date-time (no offset = Vietnam time), None when unreadable."""
+    if text is None:
+        return None
+    try:
+        return business_date_of(to_utc(datetime.fromisoformat(text)))
+    except ValueError:
+        return None
+
+
+def _when(flat: Flat, path: str) -> tuple[datetime | None, date | None] | str:
+    """(instant, day) of a camt ``DateAndDateTimeChoice``; a reason string when unreadable."""
+    if (text := flat.get(f"{path}/DtTm")) is not None:
+        try:
+            # A camt time without offset is the bank's local time; our banks are in Vietnam.
+            instant = to_utc(datetime.fromisoformat(text))
+        except ValueError:
+            return f"not an ISO date-time: {text!r}"
+        return (instant, business_date_of(instant))
+    if (text := flat.get(f"{path}/Dt")) is not None:
+        day = _date(text)
+        return f"not an ISO date: {text!r}" if day is None else (None, day)
+    if any(key.startswith(path) for key in flat):
+        return f"{path} has neither Dt nor DtTm"
+    return (None, None)

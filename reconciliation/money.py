@@ -78,6 +78,7 @@ def parse_vnd(text: str) -> int:
     return -value if negative else value
 
 
+_INTEGER = re.compile(r"[-+]?[0-9]{1,15}")
 _DECIMAL = re.compile(r"[0-9]{1,18}(?:\.[0-9]{0,5})?")
 
 
@@ -133,6 +134,6 @@ def vnd_from_cell(value: object) -> int:
 def parse_integer_vnd(text: str) -> int:
     """Plain integer VND as provider settlement files carry it (``"150000"``, ``"-3300"``)."""
     s = text.strip()
-    if not re.fullmatch(r"[-+]?[0-9]{1,15}", s):
+    if not _INTEGER.fullmatch(s):
         raise AmountError(f"not an integer VND amount: {text!r}")
     return int(s)

@@ -71,6 +71,21 @@ class _Block:
     tags: list[_Tag] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class _Context:
+    statement_id: str | None
+    sequence: str | None
+    account: str | None
+    opening_amount: int | None
+    closing_amount: int | None
+    opening_date: date | None
+    closing_date: date | None
+
+
+def _find(block: _Block, names: tuple[str, ...]) -> _Tag | None:
+    return next((t for t in block.tags if t.tag in names), None)
+
+
 def resolve_entry_date(mmdd: str, value_date: date, opening: date | None, closing: date | None) -> date:
     """The full entry date for a ``:61:`` MMDD, using the statement's own period.
 
@@ -147,54 +162,13 @@ class _Scanner:
     def statement(self, block: _Block) -> Iterator[ScanEvent]:
         self.statements += 1
         errors: list[RowError] = []
-        trs = Transactions(options=Options(case_insensitive_marks=True))
-        # (tag, parsed :61: data, remittance lines); filled in file order.
-        entries: list[tuple[_Tag, dict[str, Any], list[str]]] = []
-        info: list[str] = []
-        previous = ""
-        for tag in block.tags:
-            if tag.tag == "86":
-                if previous == "61" and entries:
-                    entries[-1][2].extend(tag.lines)
-                else:
-                    info.extend(tag.lines)
-            elif tag.tag in _PARSED:
-                try:
-                    trs.parse(f":{tag.tag}:{tag.value}")
-                except (RuntimeError, ValueError, ArithmeticError, KeyError, TypeError) as exc:
-                    errors.append(RowError(tag.line, f":{tag.tag}:", _reason(exc, tag.value)))
-                    previous = tag.tag
-                    continue
-                if tag.tag == "61":
-                    # Taken out at once: the package merges a :61: without a type code into the
-                    # next one, so each is read on its own.
-                    entries.append((tag, dict(trs.transactions[-1].data), []))
-                    trs.transactions.clear()
-            previous = tag.tag
-
-        first_line = block.tags[0].line
-        ref = trs.data.get("transaction_reference")
-        number = trs.data.get("statement_number")
-        sequence = f"{number}/{trs.data['sequence_number']}" if trs.data.get("sequence_number") else number
-        statement_id = f"{ref}/{sequence}" if ref and sequence else ref
-        account = trs.data.get("account_identification")
-        opening = next((trs.data[k] for k in _OPENING if k in trs.data), None)
-        closing = next((trs.data[k] for k in _CLOSING if k in trs.data), None)
-        label = f"statement {statement_id or self.statements}"
-        opening_amount = self._balance(opening, first_line, ":60F:", errors)
-        closing_amount = self._balance(closing, first_line, ":62F:", errors)
-        if ref is None:
-            errors.append(RowError(first_line, ":20:", "statement without a :20: reference"))
-        opening_date: date | None = opening.date if opening is not None else None
-        closing_date: date | None = closing.date if closing is not None else None
-
+        trs, entries = self._parse_tags(block, errors)
+        ctx = self._context(trs, block, errors)
         lines: list[StatementLine] = []
         total_credit = total_debit = 0
         unreadable = False
         for tag, data, remittance in entries:
-            line = self._line(
-                tag, data, remittance, errors, account, statement_id, opening_date, closing_date
-            )
+            line = self._line(tag, data, remittance, errors, ctx)
             if line is None:
                 unreadable = True
                 continue
@@ -203,46 +177,98 @@ class _Scanner:
             else:
                 total_debit += line.gross
             lines.append(line)
-
-        if opening_amount is not None and closing_amount is not None and not unreadable:
-            expected = opening_amount + total_credit - total_debit
-            if expected != closing_amount:
-                closing_tag = next((t for t in block.tags if t.tag in ("62F", "62M", "62")), block.tags[-1])
+        opening, closing = ctx.opening_amount, ctx.closing_amount
+        if opening is not None and closing is not None and not unreadable:
+            expected = opening + total_credit - total_debit
+            if expected != closing:
+                tag = _find(block, ("62F", "62M", "62")) or block.tags[-1]
                 errors.append(
                     RowError(
-                        closing_tag.line,
-                        f":{closing_tag.tag}:",
-                        f"{label}: opening {format_vnd(opening_amount)} + credits {format_vnd(total_credit)}"
-                        f" − debits {format_vnd(total_debit)} = {format_vnd(expected)}"
-                        f" ≠ closing {format_vnd(closing_amount)}",
+                        tag.line,
+                        f":{tag.tag}:",
+                        f"statement {ctx.statement_id or self.statements}: opening {format_vnd(opening)}"
+                        f" + credits {format_vnd(total_credit)} − debits {format_vnd(total_debit)}"
+                        f" = {format_vnd(expected)} ≠ closing {format_vnd(closing)}",
                     )
                 )
-        if errors:
+        if errors or opening is None or closing is None:
             yield from errors
             return
         # A statement is bounded (one day's bookings), so its lines are held until it checks out.
         yield from lines
-        assert opening_amount is not None and closing_amount is not None
         yield StatementHeader(
             source=SOURCE,
             file_sha256=self.sha,
-            statement_id=statement_id,
-            account=account,
+            statement_id=ctx.statement_id,
+            account=ctx.account,
             currency="VND",
-            opening_balance=opening_amount,
-            closing_balance=closing_amount,
-            opening_date=opening_date,
-            closing_date=closing_date,
-            sequence=sequence,
+            opening_balance=opening,
+            closing_balance=closing,
+            opening_date=ctx.opening_date,
+            closing_date=ctx.closing_date,
+            sequence=ctx.sequence,
             entry_count=len(lines),
             total_credit=total_credit,
             total_debit=total_debit,
         )
 
     @staticmethod
-    def _balance(balance: Any, line: int, tag: str, errors: list[RowError]) -> int | None:
+    def _parse_tags(
+        block: _Block, errors: list[RowError]
+    ) -> tuple[Transactions, list[tuple[_Tag, dict[str, Any], list[str]]]]:
+        """Feed the tags to the package one by one; pair each :61: with the :86: right after it."""
+        trs = Transactions(options=Options(case_insensitive_marks=True))
+        entries: list[tuple[_Tag, dict[str, Any], list[str]]] = []  # (tag, parsed :61:, remittance)
+        previous = ""
+        for tag in block.tags:
+            if tag.tag == "86":
+                if previous == "61" and entries:
+                    entries[-1][2].extend(tag.lines)
+                # else: a :86: about the whole statement, not about a line
+            elif tag.tag in _PARSED:
+                try:
+                    trs.parse(f":{tag.tag}:{tag.value}")
+                except (RuntimeError, ValueError, ArithmeticError, KeyError, TypeError) as exc:
+                    errors.append(RowError(tag.line, f":{tag.tag}:", _reason(exc, tag.value)))
+                    previous = ""
+                    continue
+                if tag.tag == "61":
+                    # Taken out at once: the package merges a :61: without a type code into the
+                    # next one, so each is read on its own.
+                    entries.append((tag, dict(trs.transactions[-1].data), []))
+                    trs.transactions.clear()
+            previous = tag.tag
+        return trs, entries
+
+    def _context(self, trs: Transactions, block: _Block, errors: list[RowError]) -> _Context:
+        ref = trs.data.get("transaction_reference")
+        if ref is None:
+            errors.append(RowError(block.tags[0].line, ":20:", "statement without a :20: reference"))
+        number = trs.data.get("statement_number")
+        sequence = f"{number}/{trs.data['sequence_number']}" if trs.data.get("sequence_number") else number
+        opening = next((trs.data[k] for k in _OPENING if k in trs.data), None)
+        closing = next((trs.data[k] for k in _CLOSING if k in trs.data), None)
+        return _Context(
+            statement_id=f"{ref}/{sequence}" if ref and sequence else ref,
+            sequence=sequence,
+            account=trs.data.get("account_identification"),
+            opening_amount=self._balance(opening, _find(block, ("60F", "60M", "60")), block, ":60F:", errors),
+            closing_amount=self._balance(closing, _find(block, ("62F", "62M", "62")), block, ":62F:", errors),
+            opening_date=_plain(opening.date) if opening is not None else None,
+            closing_date=_plain(closing.date) if closing is not None else None,
+        )
+
+    @staticmethod
+    def _balance(
+        balance: Any, tag_found: _Tag | None, block: _Block, tag: str, errors: list[RowError]
+    ) -> int | None:
+        line = tag_found.line if tag_found is not None else block.tags[0].line
+        if tag_found is not None:
+            tag = f":{tag_found.tag}:"
         if balance is None:
-            errors.append(RowError(line, tag, f"missing {'opening' if tag == ':60F:' else 'closing'} balance"))
+            errors.append(
+                RowError(line, tag, f"missing {'opening' if tag == ':60F:' else 'closing'} balance")
+            )
             return None
         amount = balance.amount
         if amount.currency != "VND":
@@ -260,10 +286,7 @@ class _Scanner:
         data: dict[str, Any],
         remittance: list[str],
         errors: list[RowError],
-        account: str | None,
-        statement_id: str | None,
-        opening_date: date | None,
-        closing_date: date | None,
+        ctx: _Context,
     ) -> StatementLine | None:
         mark = str(data.get("status") or "").upper()
         if mark not in _MARKS:
@@ -279,13 +302,13 @@ class _Scanner:
         if currency not in (None, "VND"):
             errors.append(RowError(tag.line, ":61:", f"currency {currency} is not VND"))
             return None
-        value_date: date = data["date"]
+        value_date = _plain(data["date"])
         # The entry date is the 4 digits after the 6-digit value date, when present (§2.2 grammar).
         mmdd = tag.lines[0][6:10]
         business_date = value_date
         if mmdd.isdigit():
             try:
-                business_date = resolve_entry_date(mmdd, value_date, opening_date, closing_date)
+                business_date = resolve_entry_date(mmdd, value_date, ctx.opening_date, ctx.closing_date)
             except ValueError as exc:
                 errors.append(RowError(tag.line, ":61:", str(exc)))
                 return None
@@ -294,14 +317,14 @@ class _Scanner:
         raw = {"line": str(tag.line), "61": tag.value}
         if remittance:
             raw["86"] = "\n".join(remittance)
-        if statement_id:
-            raw["20"] = statement_id
+        if ctx.statement_id:
+            raw["20"] = ctx.statement_id
         return StatementLine(
             source=SOURCE,
             file_sha256=self.sha,
             row=tag.line,
-            account=account,
-            statement_id=statement_id,
+            account=ctx.account,
+            statement_id=ctx.statement_id,
             direction=direction,
             gross=gross,
             net=gross,
@@ -315,6 +338,11 @@ class _Scanner:
             reversal=reversal,
             raw=raw,
         )
+
+
+def _plain(day: date) -> date:
+    """The package's ``Date`` subclass as a plain ``datetime.date`` (for storage adapters)."""
+    return date(day.year, day.month, day.day)
 
 
 def _join_swift_lines(lines: list[str]) -> str:

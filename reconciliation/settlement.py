@@ -23,8 +23,17 @@ from zoneinfo import ZoneInfo
 
 from reconciliation.money import AmountError, parse_integer_vnd, parse_vnd, vnd_from_cell
 from reconciliation.records import Direction, LineStatus, RowError, ScanEvent, StatementLine
-from reconciliation.tabular import Cell, Table, TableError, TableKind, bind_columns, cell_text, is_blank, open_table
-from reconciliation.tabular import raw_row as _raw_row
+from reconciliation.tabular import (
+    Cell,
+    RawRow,
+    Table,
+    TableError,
+    TableKind,
+    bind_columns,
+    cell_text,
+    is_blank,
+    open_table,
+)
 from reconciliation.textnorm import fold
 from reconciliation.timeutil import business_date_of, parse_date, parse_instant, to_utc
 
@@ -64,7 +73,9 @@ class SettlementLayout:
     name: str = "default"
     columns: Mapping[str, str] = field(default_factory=lambda: {c: c for c in SETTLEMENT_COLUMNS})
     #: file value (compared folded) -> "success" | "refund"
-    status_values: Mapping[str, str] = field(default_factory=lambda: {"success": "success", "refund": "refund"})
+    status_values: Mapping[str, str] = field(
+        default_factory=lambda: {"success": "success", "refund": "refund"}
+    )
     amount_format: Literal["integer", "grouped"] = "integer"  # "grouped" accepts 1.234.567 / 1,234,567
     amount_scale: int = 1  # e.g. 100 for a provider that sends VND x 100 (VNPAY, §5.1)
     naive_timezone: str | None = None  # None: a time without offset is an error (the default layout)
@@ -79,7 +90,9 @@ class SettlementLayout:
         unknown = set(self.columns) - set(SETTLEMENT_COLUMNS)
         missing = set(SETTLEMENT_COLUMNS) - OPTIONAL_COLUMNS - set(self.columns)
         if unknown or missing:
-            raise ValueError(f"layout {self.name}: unknown columns {sorted(unknown)}, missing {sorted(missing)}")
+            raise ValueError(
+                f"layout {self.name}: unknown columns {sorted(unknown)}, missing {sorted(missing)}"
+            )
         bad = {v for v in self.status_values.values() if v not in _STATUS}
         if bad:
             raise ValueError(f"layout {self.name}: statuses map to success or refund, not {sorted(bad)}")
@@ -98,7 +111,11 @@ class SettlementLayout:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = list(value) if isinstance(value, tuple) else (dict(value) if isinstance(value, Mapping) else value)
+            out[f.name] = (
+                list(value)
+                if isinstance(value, tuple)
+                else (dict(value) if isinstance(value, Mapping) else value)
+            )
         return out
 
     @classmethod
@@ -148,7 +165,9 @@ def scan_settlement(
             sheet=layout.sheet,
             search_rows=max(layout.header_search_rows, 1),
         ) as table:
-            yield from _Rows(file_sha256, provider, layout, table, bind_columns(table.headers, aliases)).scan()
+            yield from _Rows(
+                file_sha256, provider, layout, table, bind_columns(table.headers, aliases)
+            ).scan()
     except TableError as exc:
         expected = ",".join(layout.columns.values())
         yield RowError(None, "header", f"{exc}; expected the columns {expected} (layout {layout.name})")
@@ -162,9 +181,11 @@ class _Rows:
     table: Table
     cols: dict[str, int]
     _naive_tz: tzinfo | None = field(init=False)
+    raw: RawRow = field(init=False)
 
     def __post_init__(self) -> None:
         self._naive_tz = self.layout.timezone
+        self.raw = RawRow(self.table.headers)
 
     def scan(self) -> Iterator[ScanEvent]:
         try:
@@ -182,25 +203,26 @@ class _Rows:
         except csv.Error as exc:
             yield RowError(None, "file", f"not CSV: {exc}")
 
-    def cell(self, cells: Sequence[Cell], name: str) -> Cell:
-        index = self.cols.get(name)
-        if index is None or index >= len(cells):
-            return None
-        value = cells[index]
-        return value.strip() if isinstance(value, str) else value
+    def values(self, cells: Sequence[Cell]) -> dict[str, Cell]:
+        """Field -> cell (strings stripped), read once per row."""
+        width = len(cells)
+        return {
+            name: (value.strip() if isinstance(value := cells[index], str) else value)
+            for name, index in self.cols.items()
+            if index < width
+        }
 
-    def text(self, cells: Sequence[Cell], name: str) -> str | None:
-        return cell_text(self.cell(cells, name)).strip() or None
-
-    def money(self, cells: Sequence[Cell], name: str, row: int, errors: list[RowError]) -> int | None:
-        value = self.cell(cells, name)
+    def money(self, v: Mapping[str, Cell], name: str, row: int, errors: list[RowError]) -> int | None:
+        value = v.get(name)
         if value is None or value == "":
             if name in self.cols:
                 errors.append(RowError(row, name, "missing"))
             return None
         try:
             if isinstance(value, str):
-                amount = parse_integer_vnd(value) if self.layout.amount_format == "integer" else parse_vnd(value)
+                amount = (
+                    parse_integer_vnd(value) if self.layout.amount_format == "integer" else parse_vnd(value)
+                )
             else:
                 amount = vnd_from_cell(value)
         except AmountError as exc:
@@ -213,34 +235,34 @@ class _Rows:
         return amount // scale
 
     def _line(self, row: int, cells: Sequence[Cell], errors: list[RowError]) -> StatementLine | None:
-        named = self.text(cells, "provider")
+        v = self.values(cells)
+        named = _text(v, "provider")
         if "provider" in self.cols and fold(named or "") != fold(self.provider):
             errors.append(RowError(row, "provider", f"{named!r} in a file imported for {self.provider!r}"))
-        txn_id = self.text(cells, "provider_txn_id")
+        txn_id = _text(v, "provider_txn_id")
         if txn_id is None:
             errors.append(RowError(row, "provider_txn_id", "missing"))
-        reference = self.text(cells, "reference")
+        reference = _text(v, "reference")
         if reference is None:
             errors.append(RowError(row, "reference", "missing"))
-        amount = self.money(cells, "amount", row, errors)
-        fee = self.money(cells, "fee", row, errors) if "fee" in self.cols else 0
-        net = self.money(cells, "net", row, errors) if "net" in self.cols else None
+        amount = self.money(v, "amount", row, errors)
+        fee = self.money(v, "fee", row, errors) if "fee" in self.cols else 0
+        net = self.money(v, "net", row, errors) if "net" in self.cols else None
         if amount is not None and amount <= 0:
             errors.append(RowError(row, "amount", "must be positive (a refund is told by its status)"))
         if fee is not None and fee < 0:
             errors.append(RowError(row, "fee", "cannot be negative"))
         if amount is not None and fee is not None and net is not None and amount - fee != net:
             errors.append(RowError(row, "net", f"amount {amount} − fee {fee} = {amount - fee}, not {net}"))
-        word = self.text(cells, "status") or ""
+        word = _text(v, "status") or ""
         mapped = self.layout.status_values.get(fold(word))
         if mapped is None:
             allowed = ", ".join(sorted(self.layout.status_values))
             errors.append(RowError(row, "status", f"{word!r} is not one of {allowed}"))
-        transacted = self._instant(cells, row, errors)
-        settled = self._date(cells, row, errors)
-        if errors:
+        transacted = self._instant(v, row, errors)
+        settled = self._date(v, row, errors)
+        if errors or amount is None or fee is None or mapped is None or transacted is None:
             return None
-        assert amount is not None and fee is not None and mapped is not None and transacted is not None
         status, direction = _STATUS[mapped]
         return StatementLine(
             source=f"settlement:{self.provider}",
@@ -256,13 +278,13 @@ class _Rows:
             value_date=settled,
             provider_txn_id=txn_id,
             our_reference=reference,
-            batch_id=self.text(cells, "batch_id"),
+            batch_id=_text(v, "batch_id"),
             status=status,
-            raw=_raw_row(self.table.headers, cells),
+            raw=self.raw(cells),
         )
 
-    def _instant(self, cells: Sequence[Cell], row: int, errors: list[RowError]) -> datetime | None:
-        value = self.cell(cells, "transacted_at")
+    def _instant(self, v: Mapping[str, Cell], row: int, errors: list[RowError]) -> datetime | None:
+        value = v.get("transacted_at")
         if value is None or value == "":
             errors.append(RowError(row, "transacted_at", "missing"))
             return None
@@ -277,14 +299,16 @@ class _Rows:
             errors.append(RowError(row, "transacted_at", reason))
             return None
         if not isinstance(parsed, datetime):
-            errors.append(RowError(row, "transacted_at", f"{value!s} is a date, a time with offset is expected"))
+            errors.append(
+                RowError(row, "transacted_at", f"{value!s} is a date, a time with offset is expected")
+            )
             return None
         return parsed
 
-    def _date(self, cells: Sequence[Cell], row: int, errors: list[RowError]) -> date | None:
+    def _date(self, v: Mapping[str, Cell], row: int, errors: list[RowError]) -> date | None:
         if "settlement_date" not in self.cols:
             return None
-        value = self.cell(cells, "settlement_date")
+        value = v.get("settlement_date")
         if value is None or value == "":
             errors.append(RowError(row, "settlement_date", "missing"))
             return None
@@ -297,3 +321,10 @@ class _Rows:
         except ValueError as exc:
             errors.append(RowError(row, "settlement_date", str(exc)))
             return None
+
+
+def _text(v: Mapping[str, Cell], name: str) -> str | None:
+    value = v.get(name)
+    if value is None:
+        return None
+    return (value if isinstance(value, str) else cell_text(value).strip()) or None

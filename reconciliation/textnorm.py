@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = ["fold", "header_key"]
 
@@ -19,6 +20,7 @@ _PARENS = re.compile(r"\([^)]*\)")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 
 
+@lru_cache(maxsize=4096)  # statuses, providers and headers repeat on every row
 def fold(text: str) -> str:
     """``"Nội dung  GIAO dịch"`` -> ``"noi dung giao dich"``: no accents, lower case, single spaces."""
     decomposed = unicodedata.normalize("NFD", text.translate(_DD))
