@@ -13,14 +13,14 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.domain.errors import MalformedNotification, SignatureVerificationError
 from gateway.domain.status import OPEN_ATTEMPT_STATUSES
 from gateway.services.payments import apply_notification
-from gateway.storage.db import get_for_update, transaction
+from gateway.storage.db import transaction
 from gateway.storage.models import InboundNotification, PaymentAttempt
 from providers.base import Ack, AckResponse, CallbackRequest, Notification, Outcome, PaymentProvider
 
@@ -71,16 +71,18 @@ def _finish(
     error: str | None = None,
     dedupe_key: str | None = None,
 ) -> None:
-    row = get_for_update(session, InboundNotification, row_id)
-    assert row is not None
-    row.verified = verified
-    row.outcome = outcome
-    row.ack_code = ack.value
-    row.reference = reference
-    row.error = error
-    row.processed_at = now
+    # One plain UPDATE: only this request ever writes this row after storing it, so no lock or reload.
+    values: dict[str, object] = {
+        "verified": verified,
+        "outcome": outcome,
+        "ack_code": ack.value,
+        "reference": reference,
+        "error": error,
+        "processed_at": now,
+    }
     if dedupe_key is not None:
-        row.dedupe_key = dedupe_key
+        values["dedupe_key"] = dedupe_key
+    session.execute(update(InboundNotification).where(InboundNotification.id == row_id).values(**values))
 
 
 @dataclass(frozen=True)

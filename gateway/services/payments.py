@@ -20,7 +20,6 @@ from gateway.domain.status import (
 )
 from gateway.services.audit import change_status, record_action
 from gateway.services.outbox import emit
-from gateway.storage.db import get_for_update
 from gateway.storage.models import Order, PaymentAttempt
 from providers.base import Ack, Notification, Outcome
 
@@ -31,6 +30,32 @@ def find_attempt(session: Session, provider: str, reference: str) -> PaymentAtte
             PaymentAttempt.reference == reference, PaymentAttempt.provider == provider
         )
     ).first()
+
+
+def lock_by_reference(session: Session, provider: str, reference: str) -> tuple[PaymentAttempt, Order] | None:
+    """The attempt and its order, under the ORDER's row lock (the one lock every path that changes an
+    order or its attempts takes).
+
+    Two statements on purpose: the first waits for the order's lock; the second reads the attempt with a
+    snapshot taken *after* the lock was granted (READ COMMITTED), so it sees what the previous holder
+    committed. A single join would re-read only the locked order row after the wait and could hand back
+    the attempt as it was before — and apply a payment twice.
+    """
+    order = session.scalars(
+        select(Order)
+        .join(PaymentAttempt, PaymentAttempt.order_id == Order.id)
+        .where(PaymentAttempt.reference == reference, PaymentAttempt.provider == provider)
+        .with_for_update(of=Order)
+        .execution_options(populate_existing=True)
+    ).first()
+    if order is None:
+        return None
+    attempt = session.scalars(
+        select(PaymentAttempt)
+        .where(PaymentAttempt.reference == reference, PaymentAttempt.provider == provider)
+        .execution_options(populate_existing=True)
+    ).one()
+    return attempt, order
 
 
 def reopen_if_idle(session: Session, order: Order, *, actor: str, source: str, at: datetime) -> None:
@@ -64,13 +89,10 @@ def apply_notification(
     Order of checks: attempt exists -> amount -> still open -> write. A success for an order that is
     no longer payable is kept and raised for finance, never dropped and never flipping the order.
     """
-    attempt = find_attempt(session, provider, note.reference)
-    if attempt is None:
+    locked = lock_by_reference(session, provider, note.reference)
+    if locked is None:
         return Ack.NOT_FOUND
-    order = get_for_update(session, Order, attempt.order_id)
-    assert order is not None  # FK guarantees it
-    attempt = get_for_update(session, PaymentAttempt, attempt.id)
-    assert attempt is not None
+    attempt, order = locked
 
     if note.amount is not None and note.amount != attempt.amount:
         record_action(
