@@ -69,6 +69,7 @@ def create_app(
     from callbacks.views import bp as callbacks_bp
     from gateway.api import init_api
     from gateway.api.problems import register_error_handlers
+    from gateway.console import init_console
     from gateway.limits import init_limits
     from gateway.observability import init_metrics, init_request_ids
     from gateway.web import init_web
@@ -78,6 +79,7 @@ def create_app(
     init_api(app)
     app.register_blueprint(callbacks_bp)
     html_error = init_web(app)
+    init_console(app)
     app.register_blueprint(vietqr_page_bp)
     register_error_handlers(app, html_error)
     init_limits(app, settings)

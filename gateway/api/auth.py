@@ -20,7 +20,7 @@ from flask import current_app, g, request
 
 from gateway.container import services
 from gateway.domain.errors import Forbidden
-from gateway.services.clients import authenticate
+from gateway.services.clients import authenticate_with_overlap
 from gateway.storage.db import transaction
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -72,8 +72,10 @@ def _authenticate(token: str | None) -> AuthenticatedClient:
     cached = cache.get(digest) if digest else None
     if cached is not None:
         return cached
-    with transaction(services().sessions) as session:
-        row = authenticate(session, token)
+    svc = services()
+    with transaction(svc.sessions) as session:
+        # A key rotated out in the console keeps working until its overlap window ends (issue 7.7).
+        row = authenticate_with_overlap(session, token, now=svc.clock())
         client = AuthenticatedClient(id=row.id, name=row.name, scope_set=row.scope_set)
     cache.put(digest, client)
     return client

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import segno
-from flask import current_app, flash, redirect, request, session, url_for
+from flask import Flask, current_app, flash, redirect, request, session, url_for
 from flask_babel import gettext
 from flask_login import LoginManager, login_user, logout_user
 from markupsafe import Markup
@@ -49,7 +49,7 @@ _BEFORE_TOTP: Final = frozenset({"console.logout", "console.totp_enrol"})
 _SELF_SERVICE: Final = frozenset({"console.logout", "console.password", "console.totp_enrol"})
 
 
-def init_auth(app: Any) -> None:
+def init_auth(app: Flask) -> None:
     manager = LoginManager()
     manager.init_app(app)
     manager.session_protection = "strong"
@@ -70,6 +70,13 @@ def _end_session() -> None:
     session.clear()
 
 
+def _idle_expired() -> bool:
+    """No console request for longer than the idle timeout (by the app's clock)."""
+    last = session.get(LAST_SEEN)
+    now = services().clock().timestamp()
+    return not isinstance(last, int | float) or now - last > console_config().idle_timeout.total_seconds()
+
+
 @bp.before_request
 def _gate() -> Response | None:
     endpoint = request.endpoint or ""
@@ -84,12 +91,10 @@ def _gate() -> Response | None:
         target = request.full_path.rstrip("?") if request.method == "GET" else None
         return redirect(url_for("console.login", next=target))
 
-    now = services().clock().timestamp()
-    last = session.get(LAST_SEEN)
-    if not isinstance(last, int | float) or now - last > console_config().idle_timeout.total_seconds():
+    if _idle_expired():
         _end_session()
         return redirect(url_for("console.login", expired=1))
-    session[LAST_SEEN] = now
+    session[LAST_SEEN] = services().clock().timestamp()
 
     chosen = requested_locale()
     if chosen and chosen != staff.locale:
@@ -98,7 +103,8 @@ def _gate() -> Response | None:
     remember_user_locale(chosen or staff.locale)
 
     if staff.role == Role.ADMIN and not staff.has_totp and endpoint not in _BEFORE_TOTP:
-        flash(gettext("Administrators must set up a second factor before using the console."), "notice")
+        if not session.get("_flashes"):
+            flash(gettext("Administrators must set up a second factor before using the console."), "notice")
         return redirect(url_for("console.totp_enrol"))
     if request.method == "POST" and not staff.can(Role.FINANCE.value) and endpoint not in _SELF_SERVICE:
         raise Forbidden("auditors can read everything and change nothing")
@@ -122,9 +128,7 @@ def _start_session(staff: StaffPrincipal, destination: str | None) -> Response:
 
 def _locked_page(result: LoginResult) -> Response:
     minutes = int(console_config().lockout.total_seconds() // 60)
-    return render(
-        "console_locked.html", status=429, until=local_time(result.locked_until), minutes=minutes
-    )
+    return render("console_locked.html", status=429, until=local_time(result.locked_until), minutes=minutes)
 
 
 def _login_page(form: LoginForm, *, status: int = 200, error: str | None = None, **extra: Any) -> Response:
@@ -146,7 +150,9 @@ def _totp_page(form: TotpForm, *, status: int = 200, error: str | None = None) -
 def login() -> Response:
     if request.method == "GET":
         if signed_in() is not None:
-            return redirect(url_for("console.dashboard"))
+            if not _idle_expired():
+                return redirect(url_for("console.dashboard"))
+            _end_session()
         session.pop(PENDING_2FA, None)
         return _login_page(LoginForm(), expired=bool(request.args.get("expired")))
     if "email" not in request.form and "password" not in request.form:

@@ -101,7 +101,7 @@ STATUS_LABELS: Final = {
     "cancelled": lazy_gettext("Cancelled"),
     "partially_refunded": lazy_gettext("Partially refunded"),
     "refunded": lazy_gettext("Refunded"),
-    "created": lazy_gettext("Created"),
+    "created": lazy_gettext("New"),
     "redirected": lazy_gettext("Redirected to the provider"),
     "succeeded": lazy_gettext("Succeeded"),
     "failed": lazy_gettext("Failed"),

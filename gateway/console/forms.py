@@ -11,7 +11,15 @@ from typing import Any
 
 from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, IntegerField, PasswordField, SelectField, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    IntegerField,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 
 from gateway.domain.money import MAX_AMOUNT
@@ -41,9 +49,7 @@ class VndField(IntegerField):
 
 
 class LoginForm(ConsoleForm):
-    email = StringField(
-        lazy_gettext("Email"), validators=[DataRequired(message=_REQUIRED), Length(max=200)]
-    )
+    email = StringField(lazy_gettext("Email"), validators=[DataRequired(message=_REQUIRED), Length(max=200)])
     password = PasswordField(
         lazy_gettext("Password"), validators=[DataRequired(message=_REQUIRED), Length(max=MAX_PASSWORD)]
     )
@@ -95,7 +101,7 @@ class UserCreateForm(ConsoleForm):
             Length(max=200),
         ],
     )
-    role = SelectField(lazy_gettext("Role"), choices=[(r, r) for r in ROLES])
+    role = SelectField(lazy_gettext("Role"), choices=[SelectChoice(r) for r in ROLES])
     password = PasswordField(
         lazy_gettext("Initial password"),
         validators=[DataRequired(message=_REQUIRED), _strong, Length(max=MAX_PASSWORD)],

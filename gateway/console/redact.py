@@ -9,7 +9,9 @@ from urllib.parse import parse_qsl
 
 MASK: Final = "[redacted]"
 # vnp_SecureHash, signature, mac, accessKey, secretKey, checksum, token, password...
-_SECRET_NAME: Final = re.compile(r"hash|sign|(?:^|[_-])mac(?:$|[_-])|secret|key|token|passw|checksum|authorization|cookie", re.I)
+_SECRET_NAME: Final = re.compile(
+    r"hash|sign|(?:^|[_-])mac(?:$|[_-])|secret|key|token|passw|checksum|authorization|cookie", re.I
+)
 _XML_SECRET: Final = re.compile(
     r"<(?P<tag>[\w:.-]*(?:Signature|Hash|Mac|Secret|Key|Token)[\w:.-]*)(?P<attrs>[^>]*)>(?P<body>.*?)</(?P=tag)>",
     re.I | re.S,

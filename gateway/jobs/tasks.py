@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from sqlalchemy import delete
 
 from gateway.container import Services
+from gateway.services.clients import end_expired_overlaps
 from gateway.services.janitor import run_janitor, sweep_expired
 from gateway.services.relay import deliver
 from gateway.storage.db import transaction
@@ -47,6 +48,12 @@ def purge_idempotency_keys(svc: Services) -> int:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def end_key_overlaps(svc: Services) -> int:
+    """Close rotated API keys and webhook secrets whose overlap window has passed (issue 7.7)."""
+    with transaction(svc.sessions) as session:
+        return end_expired_overlaps(session, now=svc.clock())
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -59,6 +66,7 @@ JOBS: tuple[Job, ...] = (
     Job("janitor", janitor, 60),
     Job("expire_orders", expire_orders, 60),
     Job("purge_idempotency_keys", purge_idempotency_keys, 3600),
+    Job("end_key_overlaps", end_key_overlaps, 300),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -19,6 +20,8 @@ EVENT_TYPES = frozenset(
         "order.refunded",
         "order.late_payment",
         "order.double_payment",
+        # Not about one order: a finished reconciliation run, sent to clients with the finance scope.
+        "reconciliation.completed",
     }
 )
 
@@ -38,6 +41,29 @@ def emit(session: Session, order: Order, event_type: str, *, at: datetime, base_
             "created_at": iso(at),
             "data": {"order": order_view(order, base_url)},
         },
+        status="pending",
+        attempts=0,
+        next_attempt_at=at,
+        created_at=at,
+    )
+    session.add(event)
+    return event
+
+
+def emit_client_event(
+    session: Session, client_id: str, event_type: str, data: dict[str, Any], *, at: datetime
+) -> OutboxEvent:
+    """An event about no single order (``reconciliation.completed``): ``{id, type, created_at, data}``,
+    delivered and signed like the order events (contract §7), with ``order_id`` left empty."""
+    if event_type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {event_type}")
+    event_id = new_sortable_id("evt")
+    event = OutboxEvent(
+        id=event_id,
+        client_id=client_id,
+        order_id=None,
+        type=event_type,
+        payload={"id": event_id, "type": event_type, "created_at": iso(at), "data": data},
         status="pending",
         attempts=0,
         next_attempt_at=at,

@@ -21,7 +21,7 @@ from gateway.services.orders import lock_order
 from gateway.services.outbox import emit
 from gateway.services.registry import ProviderRegistry
 from gateway.storage.db import get_for_update, transaction
-from gateway.storage.models import Order, PaymentAttempt, Refund
+from gateway.storage.models import Order, PaymentAttempt, Refund, RefundApproval
 from providers.base import Outcome, RefundRequest, RefundResult
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,19 @@ _OUTCOME_STATUS = {
 
 
 def committed_amount(session: Session, order_id: str) -> int:
-    """Σ of refunds that may still take money out: pending, unknown and succeeded."""
-    total = session.scalar(
+    """Σ of what may still take money out of a paid order: refunds pending, unknown or succeeded, and
+    console refund requests still waiting for their second approver (four-eyes, issue 7.4)."""
+    refunds = session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.order_id == order_id, Refund.status.in_([s.value for s in _COMMITTED])
         )
     )
-    return int(total or 0)
+    awaiting = session.scalar(
+        select(func.coalesce(func.sum(RefundApproval.amount), 0)).where(
+            RefundApproval.order_id == order_id, RefundApproval.status == "pending"
+        )
+    )
+    return int(refunds or 0) + int(awaiting or 0)
 
 
 def _paying_attempt(order: Order) -> PaymentAttempt:

@@ -462,8 +462,10 @@ class ApprovalStatus(StrEnum):
     FAILED = "failed"  # the refund service refused (e.g. the balance went to an API refund meanwhile)
 
 
-# Statuses whose amount is not yet in the refunds table but may still become a refund.
-_IN_FLIGHT: Final = (ApprovalStatus.PENDING.value, ApprovalStatus.EXECUTING.value)
+# Requests whose amount is not yet in the refunds table but may still become a refund. ``pending`` ones
+# are already counted by refunds.committed_amount (so the API's refund path sees them too); an
+# ``executing`` one is being turned into a refund by that very path, which must not count it twice.
+_IN_FLIGHT: Final = (ApprovalStatus.EXECUTING.value,)
 
 
 def in_flight_amount(session: Session, order_id: str) -> int:

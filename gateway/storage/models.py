@@ -335,3 +335,183 @@ class ClientKeyRotation(Base):
     rotated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     overlap_until: Mapped[datetime] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --- Reconciliation (issue 6; migration 0005) -------------------------------------------------------
+# Appended as one block: its imports sit here so that other sections of this file stay untouched.
+from datetime import date  # noqa: E402
+
+from sqlalchemy import Date  # noqa: E402
+
+_BIGID = BigInteger().with_variant(Integer, "sqlite")
+
+# Lookups reconciliation makes on the gateway's own tables: a provider line names the provider's
+# transaction id, a run selects the attempts paid on a business date, a bank transfer names a dossier.
+Index("ix_payment_attempts_provider_txn_id", PaymentAttempt.provider_txn_id)
+Index("ix_payment_attempts_paid_at", PaymentAttempt.paid_at)
+Index("ix_orders_dossier_code", Order.dossier_code)
+
+
+class ReconFile(Base):
+    """An imported statement or settlement file, known by its SHA-256 (contract §9: imported once)."""
+
+    __tablename__ = "statement_files"
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # statement | settlement
+    source: Mapped[str] = mapped_column(String(48))  # camt053 | mt940 | csv | xlsx | settlement:<provider>
+    provider: Mapped[str | None] = mapped_column(String(32))
+    format: Mapped[str] = mapped_column(String(16))
+    filename: Mapped[str] = mapped_column(String(500))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    imported_by: Mapped[str] = mapped_column(String(200))
+    headers: Mapped[list[dict[str, Any]]] = mapped_column(JSON)  # checked balances, one per statement
+    line_count: Mapped[int] = mapped_column(Integer)
+    total_credit: Mapped[int] = mapped_column(BigInteger)
+    total_debit: Mapped[int] = mapped_column(BigInteger)
+    first_business_date: Mapped[date | None] = mapped_column(Date)
+    last_business_date: Mapped[date | None] = mapped_column(Date)
+
+
+class ReconLine(Base):
+    """One canonical line of an imported file (reconciliation.records.StatementLine), never changed."""
+
+    __tablename__ = "statement_lines"
+    __table_args__ = (
+        UniqueConstraint("file_id", "row", "sub_row", name="uq_statement_lines_position"),
+        Index("ix_statement_lines_kind_date", "kind", "business_date"),
+        Index("ix_statement_lines_reference", "provider", "our_reference"),
+        Index("ix_statement_lines_txn", "provider", "provider_txn_id"),
+        Index("ix_statement_lines_batch", "provider", "batch_key"),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("statement_files.id"))
+    row: Mapped[int] = mapped_column(Integer)
+    sub_row: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # statement | settlement (copied from the file)
+    provider: Mapped[str | None] = mapped_column(String(32))  # settlement lines only
+    direction: Mapped[str] = mapped_column(String(6))  # credit | debit
+    gross: Mapped[int] = mapped_column(BigInteger)
+    fee: Mapped[int] = mapped_column(BigInteger)
+    net: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    booked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    business_date: Mapped[date] = mapped_column(Date)
+    value_date: Mapped[date | None] = mapped_column(Date)
+    bank_reference: Mapped[str | None] = mapped_column(Text)
+    end_to_end_id: Mapped[str | None] = mapped_column(Text)
+    provider_txn_id: Mapped[str | None] = mapped_column(Text)
+    our_reference: Mapped[str | None] = mapped_column(Text)
+    batch_id: Mapped[str | None] = mapped_column(Text)
+    # Settlement lines: batch_id, or "date:<settlement date>" when the file names no batch (the payout key).
+    batch_key: Mapped[str | None] = mapped_column(Text)
+    account: Mapped[str | None] = mapped_column(Text)
+    statement_id: Mapped[str | None] = mapped_column(Text)
+    counterparty: Mapped[str | None] = mapped_column(Text)
+    remittance: Mapped[str | None] = mapped_column(Text)
+    remittance_norm: Mapped[str | None] = mapped_column(Text)  # textnorm.fold(remittance)
+    status: Mapped[str] = mapped_column(String(10))
+    reversal: Mapped[bool] = mapped_column(Boolean)
+    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class ReconRun(Base):
+    """One reconciliation of a business date: its inputs, rules, totals and a digest of its items."""
+
+    __tablename__ = "recon_runs"
+    __table_args__ = (Index("ix_recon_runs_business_date", "business_date", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    business_date: Mapped[date] = mapped_column(Date)
+    window_from: Mapped[date] = mapped_column(Date)  # first business date whose flow this run took in
+    status: Mapped[str] = mapped_column(String(16))  # completed
+    trigger: Mapped[str] = mapped_column(String(16))  # cli | nightly | console | api
+    actor: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rule_version: Mapped[str] = mapped_column(String(32))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)  # file hashes, attempt counts
+    totals: Mapped[dict[str, Any]] = mapped_column(JSON)  # {category: {count, amount}}
+    item_count: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    previous_run_id: Mapped[str | None] = mapped_column(ForeignKey("recon_runs.id"))
+    file_watermark: Mapped[int] = mapped_column(BigInteger)  # highest statement_files.id this run saw
+
+
+class ReconItem(Base):
+    """One reconciliation result: exactly one category, the reason, and the rule that matched (if any)."""
+
+    __tablename__ = "recon_items"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq", name="uq_recon_items_run_seq"),
+        Index("ix_recon_items_run_category", "run_id", "category"),
+        Index("ix_recon_items_attempt", "attempt_id"),
+        Index("ix_recon_items_line", "line_id"),
+        Index(
+            "ix_recon_items_batch",
+            "batch_key",
+            postgresql_where=text("batch_key IS NOT NULL"),
+            sqlite_where=text("batch_key IS NOT NULL"),
+        ),
+        Index(
+            "ix_recon_items_resolved",
+            "status",
+            postgresql_where=text("status = 'resolved'"),
+            sqlite_where=text("status = 'resolved'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("recon_runs.id"))
+    seq: Mapped[int] = mapped_column(Integer)
+    level: Mapped[str] = mapped_column(String(16))  # provider | payout | bank
+    category: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(String(120))
+    detail: Mapped[str | None] = mapped_column(Text)
+    rule: Mapped[str | None] = mapped_column(String(32))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    expected_amount: Mapped[int | None] = mapped_column(BigInteger)
+    business_date: Mapped[date] = mapped_column(Date)
+    order_id: Mapped[str | None] = mapped_column(String(40))
+    attempt_id: Mapped[str | None] = mapped_column(String(40))
+    refund_id: Mapped[str | None] = mapped_column(String(40))
+    line_id: Mapped[int | None] = mapped_column(BigInteger)
+    batch_key: Mapped[str | None] = mapped_column(Text)
+    provider: Mapped[str | None] = mapped_column(String(32))
+    references: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # closed (matched) | open | resolved
+    carried_from: Mapped[int | None] = mapped_column(BigInteger)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class ReconItemAction(Base):
+    """Append-only trail of what finance did with an item (who, when, why, state before and after)."""
+
+    __tablename__ = "recon_item_actions"
+
+    id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("recon_items.id"), index=True)
+    run_id: Mapped[str] = mapped_column(String(40))
+    action: Mapped[str] = mapped_column(String(32))  # resolve | manual_match | request_query | reopen
+    actor: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReconConfirmation(Base):
+    """An attempt that reconciliation itself marked paid (provider query or bank statement)."""
+
+    __tablename__ = "recon_confirmations"
+
+    attempt_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(40))
+    via: Mapped[str] = mapped_column(String(16))  # query | statement
+    line_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

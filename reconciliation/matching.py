@@ -1,0 +1,413 @@
+"""Which records a run looks at, and level (a): paid attempts ↔ provider settlement lines, in SQL.
+
+A run for business date ``D`` takes in (reconciliation.md §1.3 "flow" and "stock"):
+
+* the **flow** of the days since the previous run (``window_from .. D``): attempts paid on those
+  days (Asia/Ho_Chi_Minh), settlement and statement lines booked on them, plus *late* lines — lines
+  of earlier days from files imported after the previous run started (its ``file_watermark``);
+* the **stock**: the open items of the previous run (the latest run of an earlier business date),
+  whose attempts, lines and payouts are evaluated again, so a late counterpart closes them
+  (contract §9; reconciliation.md §5.7: no lookback limit, never auto-closed otherwise).
+
+The first run ever starts its window at the earliest imported line (not at the gateway's first
+payment). Everything here is set-based SQL on temporary tables (``rc_*``), joined on indexed
+reference columns; nothing is loaded row by row into Python, so memory does not grow with volume.
+
+Level (a) rules, per settlement line (``success``):
+
+1. duplicate — an earlier stored line has the same provider transaction id (or the same reference);
+2. attempt by reference (``exact_reference``), else by provider transaction id (``provider_txn_id``);
+3. no attempt → ``unexpected_in_statement``; attempt not paid at the gateway → ``status_conflict``
+   (the provider was queried first, see runs.py); amounts differ → ``amount_mismatch`` (exact, no
+   tolerance); fee differs from the schedule → ``fee_variance``; else ``matched``.
+
+Refund lines are matched to the gateway's refunds (provider reference, our refund reference, or the
+payment's reference and the same amount). A paid attempt no line matched is ``pending`` inside the
+settlement window and ``missing_in_statement`` after it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+from reconciliation.calendar import BusinessCalendar
+from reconciliation.config import FeeSchedule
+from reconciliation.sqlkit import Db, as_date
+from reconciliation.timeutil import VN_TZ
+
+__all__ = ["ITEM_COLUMNS", "Window", "build_candidates", "match_provider_level", "open_window"]
+
+_CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+ITEM_COLUMNS = (
+    "level",
+    "lrank",
+    "category",
+    "reason",
+    "detail",
+    "rule",
+    "amount",
+    "expected_amount",
+    "bd",
+    "order_id",
+    "attempt_id",
+    "refund_id",
+    "line_id",
+    "batch_key",
+    "provider",
+    "refs",
+    "status",
+)
+
+LEVEL_RANK = {"provider": 1, "payout": 2, "bank": 3}
+
+
+@dataclass(frozen=True)
+class Window:
+    business_date: date
+    lower: date  # exclusive: the previous run's business date (or the day before the first line)
+    watermark: int  # statement_files.id the previous run had seen (0 for the first run)
+    prev_run_id: str | None
+
+    @property
+    def window_from(self) -> date:
+        return self.lower + timedelta(days=1)
+
+    @property
+    def lo_ts(self) -> datetime:
+        return datetime.combine(self.window_from, time(0), VN_TZ).astimezone(UTC)
+
+    @property
+    def hi_ts(self) -> datetime:
+        return datetime.combine(self.business_date + timedelta(days=1), time(0), VN_TZ).astimezone(UTC)
+
+
+def open_window(db: Db, business_date: date) -> Window:
+    """The run's window: after the latest completed run of an earlier business date, up to ``D``."""
+    prev = db.x(
+        "SELECT id, business_date, file_watermark FROM recon_runs "
+        "WHERE business_date < :d AND status = 'completed' "
+        "ORDER BY business_date DESC, started_at DESC, id DESC LIMIT 1",
+        d=business_date,
+    ).first()
+    if prev is not None:
+        lower = as_date(prev.business_date)
+        assert lower is not None
+        return Window(business_date, lower, int(prev.file_watermark), str(prev.id))
+    first = db.x("SELECT MIN(business_date) FROM statement_lines WHERE business_date <= :d", d=business_date).scalar()
+    start = as_date(first) or business_date
+    return Window(business_date, start - timedelta(days=1), 0, None)
+
+
+def _codes(codes: Iterable[str]) -> str:
+    values = [c for c in codes if _CODE.fullmatch(c)]
+    return ", ".join(f"'{c}'" for c in values) or "''"
+
+
+def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) -> None:
+    """Create and fill ``rc_prev``, ``rc_resolved``, ``rc_att``, ``rc_sl`` and ``rc_bl``."""
+    p = {"d": win.business_date, "lower": win.lower, "wm": win.watermark, "prev": win.prev_run_id or ""}
+
+    db.temp(
+        "rc_prev",
+        "item_id BIGINT PRIMARY KEY, level VARCHAR(16), category VARCHAR(32), attempt_id VARCHAR(40), "
+        "line_id BIGINT, batch_key TEXT, provider VARCHAR(32)",
+    )
+    db.x(
+        "INSERT INTO rc_prev SELECT id, level, category, attempt_id, line_id, batch_key, provider "
+        "FROM recon_items WHERE run_id = :prev AND status = 'open'",
+        p,
+    )
+    db.temp(
+        "rc_resolved",
+        "item_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), line_id BIGINT, batch_key TEXT, provider VARCHAR(32)",
+    )
+    db.x(
+        "INSERT INTO rc_resolved SELECT id, attempt_id, line_id, batch_key, provider "
+        "FROM recon_items WHERE status = 'resolved'"
+    )
+
+    # Attempts: paid in the window and not already taken by the previous run, plus carried ones.
+    ts_type = "TIMESTAMP WITH TIME ZONE" if db.pg else "TIMESTAMP"
+    db.temp(
+        "rc_att",
+        "attempt_id VARCHAR(40) PRIMARY KEY, order_id VARCHAR(40), reference VARCHAR(40), "
+        f"provider VARCHAR(32), provider_txn_id TEXT, amount BIGINT, paid_at {ts_type}, bd DATE, direct INTEGER",
+    )
+    direct = _codes(direct_providers)
+    cols = (
+        "a.id, a.order_id, a.reference, a.provider, a.provider_txn_id, a.amount, a.paid_at, "
+        f"{db.local_date('a.paid_at')}, CASE WHEN a.provider IN ({direct}) THEN 1 ELSE 0 END"
+    )
+    db.x(
+        f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "
+        "WHERE a.status = 'succeeded' AND a.paid_at >= :lo AND a.paid_at < :hi "
+        "AND NOT EXISTS (SELECT 1 FROM recon_items p WHERE p.run_id = :prev AND p.attempt_id = a.id)",
+        p,
+        lo=win.lo_ts,
+        hi=win.hi_ts,
+    )
+    db.x(
+        f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "
+        "WHERE a.status = 'succeeded' AND a.id IN (SELECT attempt_id FROM rc_prev) "
+        "AND NOT EXISTS (SELECT 1 FROM rc_att t WHERE t.attempt_id = a.id)"
+    )
+
+    # Lines: booked in the window, late lines of earlier days, carried lines.
+    line_cols = (
+        "l.id, l.file_id, l.provider, l.our_reference, l.provider_txn_id, l.gross, l.fee, l.status, "
+        "l.direction, l.business_date, l.batch_key, l.batch_id"
+    )
+    for table, kind, statuses in (
+        ("rc_sl", "settlement", "('success', 'refund')"),
+        ("rc_bl", "statement", "('booked')"),
+    ):
+        db.temp(
+            table,
+            "line_id BIGINT PRIMARY KEY, file_id BIGINT, provider VARCHAR(32), our_reference TEXT, "
+            "provider_txn_id TEXT, gross BIGINT, fee BIGINT, status VARCHAR(10), direction VARCHAR(6), "
+            "bd DATE, batch_key TEXT, batch_id TEXT",
+        )
+        base = f"SELECT {line_cols} FROM statement_lines l WHERE l.kind = '{kind}' AND l.status IN {statuses} "
+        db.x(f"INSERT INTO {table} {base} AND l.business_date > :lower AND l.business_date <= :d", p)
+        db.x(f"INSERT INTO {table} {base} AND l.file_id > :wm AND l.business_date <= :lower", p)
+        db.x(
+            f"INSERT INTO {table} {base} AND l.id IN (SELECT line_id FROM rc_prev) "
+            f"AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.line_id = l.id)",
+            p,
+        )
+    db.index("rc_sl", "provider, batch_key")
+    db.analyze("rc_att", "rc_sl", "rc_bl", "rc_prev")
+
+
+def _fee_table(db: Db, fees: FeeSchedule | None) -> None:
+    db.temp(
+        "rc_fee",
+        "provider VARCHAR(32) PRIMARY KEY, bps BIGINT, fixed BIGINT, min_fee BIGINT, max_fee BIGINT",
+    )
+    if fees is None:
+        return
+    db.many(
+        "INSERT INTO rc_fee VALUES (:provider, :bps, :fixed, :min_fee, :max_fee)",
+        [
+            {"provider": code, "bps": r.percent_bps, "fixed": r.fixed, "min_fee": r.min, "max_fee": r.max}
+            for code, r in sorted(fees.rules.items())
+        ],
+    )
+
+
+def deadline_table(db: Db, win: Window, calendar: BusinessCalendar, window_days: int, days: Iterable[date]) -> None:
+    """``rc_deadline(bd, missing)``: 1 when business date ``bd`` is past the settlement window at ``D``."""
+    db.temp("rc_deadline", "bd DATE PRIMARY KEY, missing INTEGER")
+    db.many(
+        "INSERT INTO rc_deadline VALUES (:bd, :missing)",
+        [
+            {"bd": d, "missing": int(calendar.business_days_between(d, win.business_date) > window_days)}
+            for d in sorted(set(days))
+        ],
+    )
+
+
+def attempt_days(db: Db) -> list[date]:
+    return [d for d in (as_date(r[0]) for r in db.x("SELECT DISTINCT bd FROM rc_att")) if d is not None]
+
+
+def match_provider_level(db: Db, *, fees: FeeSchedule | None) -> None:
+    """Level (a) into ``rc_items``. Needs ``rc_q`` (query notes) and ``rc_deadline`` to exist."""
+    _fee_table(db, fees)
+
+    # 1. Duplicates: an earlier stored line with the same provider transaction id (or reference).
+    db.temp("rc_dup", "line_id BIGINT PRIMARY KEY, first_id BIGINT, why VARCHAR(16)")
+    db.x(
+        "INSERT INTO rc_dup SELECT c.line_id, MIN(s.id), 'txn' FROM rc_sl c JOIN statement_lines s "
+        "ON s.provider = c.provider AND s.provider_txn_id = c.provider_txn_id AND s.status = c.status "
+        "AND s.kind = 'settlement' AND s.id < c.line_id GROUP BY c.line_id"
+    )
+    db.x(
+        "INSERT INTO rc_dup SELECT c.line_id, MIN(s.id), 'reference' FROM rc_sl c JOIN statement_lines s "
+        "ON s.provider = c.provider AND s.our_reference = c.our_reference AND s.status = 'success' "
+        "AND s.kind = 'settlement' AND s.id < c.line_id WHERE c.status = 'success' "
+        "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = c.line_id) GROUP BY c.line_id"
+    )
+
+    # 2. Attempt per payment line: our reference first, else the provider's transaction id.
+    db.temp("rc_m", "line_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), rule VARCHAR(32)")
+    db.x(
+        "INSERT INTO rc_m SELECT c.line_id, a.id, 'exact_reference' FROM rc_sl c JOIN payment_attempts a "
+        "ON a.reference = c.our_reference AND a.provider = c.provider WHERE c.status = 'success'"
+    )
+    db.x(
+        "INSERT INTO rc_m SELECT c.line_id, MIN(a.id), 'provider_txn_id' FROM rc_sl c JOIN payment_attempts a "
+        "ON a.provider_txn_id = c.provider_txn_id AND a.provider = c.provider WHERE c.status = 'success' "
+        "AND NOT EXISTS (SELECT 1 FROM rc_m m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
+    )
+    db.index("rc_m", "attempt_id")
+    # A line found by transaction id for an attempt another line names by reference: a duplicate.
+    db.x(
+        "INSERT INTO rc_dup SELECT m.line_id, MIN(r.line_id), 'attempt' FROM rc_m m JOIN rc_m r "
+        "ON r.attempt_id = m.attempt_id AND r.rule = 'exact_reference' AND r.line_id <> m.line_id "
+        "WHERE m.rule = 'provider_txn_id' "
+        "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id) "
+        "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = r.line_id) GROUP BY m.line_id"
+    )
+    db.analyze("rc_dup", "rc_m")
+
+    refs = db.json_object(
+        {
+            "provider": "y.provider",
+            "reference": "y.our_reference",
+            "provider_txn_id": "y.provider_txn_id",
+            "batch_id": "y.batch_id",
+            "attempt_reference": "y.a_reference",
+        }
+    )
+    fee_raw = "(f.fixed + (c.gross * f.bps + 5000) / 10000)"
+    fee_min = f"(CASE WHEN f.min_fee IS NOT NULL AND {fee_raw} < f.min_fee THEN f.min_fee ELSE {fee_raw} END)"
+    fee_expr = (
+        f"CASE WHEN f.provider IS NULL THEN NULL WHEN f.max_fee IS NOT NULL AND {fee_min} > f.max_fee "
+        f"THEN f.max_fee ELSE {fee_min} END"
+    )
+    t = db.text_of
+    db.x(
+        f"""
+        INSERT INTO rc_items ({", ".join(ITEM_COLUMNS)})
+        SELECT 'provider', 1, y.category,
+          CASE y.category
+            WHEN 'duplicate' THEN CASE y.dup_why
+                WHEN 'txn' THEN 'same provider transaction as an earlier line'
+                WHEN 'reference' THEN 'same reference as an earlier line'
+                ELSE 'attempt already matched by another line' END
+            WHEN 'unexpected_in_statement' THEN 'no payment attempt with this reference'
+            WHEN 'status_conflict' THEN COALESCE(y.q_note, 'attempt ' || y.a_status || ' at the gateway')
+            WHEN 'amount_mismatch' THEN CASE WHEN y.gross > y.a_amount
+                THEN 'provider amount above ours' ELSE 'provider amount below ours' END
+            WHEN 'fee_variance' THEN CASE WHEN y.fee > y.exp_fee
+                THEN 'fee above the schedule' ELSE 'fee below the schedule' END
+            ELSE CASE y.via WHEN 'query' THEN 'confirmed by query'
+                WHEN 'statement' THEN 'confirmed by bank statement' ELSE 'exact match' END
+          END,
+          CASE y.category
+            WHEN 'fee_variance' THEN 'fee ' || {t("y.fee")} || ' VND, schedule ' || {t("y.exp_fee")} || ' VND'
+            WHEN 'duplicate' THEN 'first seen as line ' || {t("y.dup_first")}
+            ELSE NULL END,
+          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END,
+          y.gross,
+          CASE WHEN y.category IN ('amount_mismatch', 'status_conflict') AND y.a_amount <> y.gross
+            THEN y.a_amount ELSE NULL END,
+          y.bd, y.order_id,
+          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.attempt_id END,
+          NULL, y.line_id, y.batch_key, y.provider, {refs},
+          CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END
+        FROM (
+          SELECT x.*,
+            CASE WHEN x.dup_why IS NOT NULL THEN 'duplicate'
+                 WHEN x.attempt_id IS NULL THEN 'unexpected_in_statement'
+                 WHEN x.a_status <> 'succeeded' THEN 'status_conflict'
+                 WHEN x.gross <> x.a_amount THEN 'amount_mismatch'
+                 WHEN x.exp_fee IS NOT NULL AND x.fee <> x.exp_fee THEN 'fee_variance'
+                 ELSE 'matched' END AS category
+          FROM (
+            SELECT c.line_id, c.provider, c.our_reference, c.provider_txn_id, c.gross, c.fee, c.bd,
+              c.batch_key, c.batch_id, d.why AS dup_why, d.first_id AS dup_first, m.rule,
+              a.id AS attempt_id, a.order_id, a.amount AS a_amount, a.status AS a_status,
+              a.reference AS a_reference, q.note AS q_note, cf.via, {fee_expr} AS exp_fee
+            FROM rc_sl c
+            LEFT JOIN rc_dup d ON d.line_id = c.line_id
+            LEFT JOIN rc_m m ON m.line_id = c.line_id
+            LEFT JOIN payment_attempts a ON a.id = m.attempt_id
+            LEFT JOIN rc_fee f ON f.provider = c.provider
+            LEFT JOIN rc_q q ON q.attempt_id = a.id
+            LEFT JOIN recon_confirmations cf ON cf.attempt_id = a.id
+            WHERE c.status = 'success'
+          ) x
+        ) y
+        """
+    )
+
+    # Refund lines ↔ the gateway's refunds.
+    db.temp("rc_rm", "line_id BIGINT PRIMARY KEY, refund_id VARCHAR(40), rule VARCHAR(32)")
+    db.x(
+        "INSERT INTO rc_rm SELECT c.line_id, MIN(r.id), 'provider_txn_id' FROM rc_sl c JOIN refunds r "
+        "ON r.provider = c.provider AND r.provider_reference = c.provider_txn_id "
+        "WHERE c.status = 'refund' GROUP BY c.line_id"
+    )
+    db.x(
+        "INSERT INTO rc_rm SELECT c.line_id, MIN(r.id), 'exact_reference' FROM rc_sl c JOIN refunds r "
+        "ON r.provider = c.provider AND r.reference = c.our_reference WHERE c.status = 'refund' "
+        "AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
+    )
+    db.x(
+        "INSERT INTO rc_rm SELECT c.line_id, MIN(r.id), 'exact_reference' FROM rc_sl c "
+        "JOIN payment_attempts a ON a.provider = c.provider AND a.reference = c.our_reference "
+        "JOIN refunds r ON r.attempt_id = a.id AND r.amount = c.gross WHERE c.status = 'refund' "
+        "AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
+    )
+    refund_refs = db.json_object(
+        {
+            "provider": "y.provider",
+            "reference": "y.our_reference",
+            "provider_txn_id": "y.provider_txn_id",
+            "batch_id": "y.batch_id",
+            "refund_reference": "y.r_reference",
+        }
+    )
+    db.x(
+        f"""
+        INSERT INTO rc_items ({", ".join(ITEM_COLUMNS)})
+        SELECT 'provider', 1, y.category,
+          CASE y.category
+            WHEN 'duplicate' THEN 'same provider transaction as an earlier line'
+            WHEN 'unexpected_in_statement' THEN 'refund not recorded at the gateway'
+            WHEN 'status_conflict' THEN 'refund ' || y.r_status || ' at the gateway'
+            WHEN 'amount_mismatch' THEN CASE WHEN y.gross > y.r_amount
+                THEN 'provider refund above ours' ELSE 'provider refund below ours' END
+            ELSE 'refund matched' END,
+          NULL, CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END, y.gross,
+          CASE WHEN y.category IN ('amount_mismatch', 'status_conflict') AND y.r_amount <> y.gross
+            THEN y.r_amount ELSE NULL END,
+          y.bd, y.order_id, NULL, CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.refund_id END,
+          y.line_id, y.batch_key, y.provider, {refund_refs},
+          CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END
+        FROM (
+          SELECT x.*,
+            CASE WHEN x.dup_why IS NOT NULL THEN 'duplicate'
+                 WHEN x.refund_id IS NULL THEN 'unexpected_in_statement'
+                 WHEN x.r_status <> 'succeeded' THEN 'status_conflict'
+                 WHEN x.gross <> x.r_amount THEN 'amount_mismatch'
+                 ELSE 'matched' END AS category
+          FROM (
+            SELECT c.line_id, c.provider, c.our_reference, c.provider_txn_id, c.gross, c.bd, c.batch_key,
+              c.batch_id, d.why AS dup_why, m.rule, r.id AS refund_id, r.order_id, r.amount AS r_amount,
+              r.status AS r_status, r.reference AS r_reference
+            FROM rc_sl c
+            LEFT JOIN rc_dup d ON d.line_id = c.line_id
+            LEFT JOIN rc_rm m ON m.line_id = c.line_id
+            LEFT JOIN refunds r ON r.id = m.refund_id
+            WHERE c.status = 'refund'
+          ) x
+        ) y
+        """
+    )
+
+    # Paid attempts no (non-duplicate) provider line matched: pending, then missing.
+    attempt_refs = db.json_object(
+        {"provider": "t.provider", "attempt_reference": "t.reference", "provider_txn_id": "t.provider_txn_id"}
+    )
+    db.x(
+        f"""
+        INSERT INTO rc_items ({", ".join(ITEM_COLUMNS)})
+        SELECT 'provider', 1,
+          CASE WHEN dl.missing = 1 THEN 'missing_in_statement' ELSE 'pending' END,
+          CASE WHEN dl.missing = 1 THEN 'no provider line within the settlement window'
+               ELSE 'awaiting the provider line' END,
+          NULL, NULL, t.amount, NULL, t.bd, t.order_id, t.attempt_id, NULL, NULL, NULL, t.provider,
+          {attempt_refs}, 'open'
+        FROM rc_att t JOIN rc_deadline dl ON dl.bd = t.bd
+        WHERE t.direct = 0 AND NOT EXISTS (
+          SELECT 1 FROM rc_m m WHERE m.attempt_id = t.attempt_id
+          AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id))
+        """
+    )
