@@ -6,6 +6,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,13 +18,11 @@ from sqlalchemy import (
     Insert,
     Integer,
     Table,
-    TextClause,
     and_,
     bindparam,
     insert,
     or_,
     select,
-    text,
 )
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -191,8 +190,11 @@ def insert_order(
     if engine.dialect.name == "postgresql":
         for name in _ITEM_COLUMNS:
             params[f"i_{name}"] = [getattr(item, name) for item in order.items]
+        # Values go to the driver as they are (psycopg adapts aware datetimes and lists to arrays); the one
+        # JSON column is serialised here. No per-call compilation or bind processing on the hot path.
+        params["o_metadata"] = json.dumps(params["o_metadata"], ensure_ascii=False)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(_pg_insert_order(with_key=idempotency_row is not None), params)
+            conn.exec_driver_sql(_pg_insert_order_sql(with_key=idempotency_row is not None), params)
         return
     with transaction(factory) as session:
         session.execute(_insert_values(_ORDERS, "o_", _ORDER_COLUMNS), params)
@@ -228,23 +230,21 @@ def _pg_array_type(column: str) -> str:
 
 def _values_clause(table: Table, prefix: str, columns: tuple[str, ...]) -> str:
     # Built only from the models' own table and column names, never from input (S608 does not apply).
-    values = ", ".join(f":{prefix}{c}" for c in columns)
+    values = ", ".join(f"%({prefix}{c})s" + ("::json" if c == "metadata" else "") for c in columns)
     return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({values})"  # noqa: S608
 
 
 @functools.cache
-def _pg_insert_order(*, with_key: bool) -> TextClause:
-    arrays = ", ".join(f"CAST(:i_{name} AS {_pg_array_type(name)})" for name in _ITEM_COLUMNS)
+def _pg_insert_order_sql(*, with_key: bool) -> str:
+    """One statement in psycopg's ``%(name)s`` style: the order and the idempotency record as CTEs, the
+    items from ``unnest`` of one array per column."""
+    arrays = ", ".join(f"CAST(%(i_{name})s AS {_pg_array_type(name)})" for name in _ITEM_COLUMNS)
     ctes = [f"new_order AS ({_values_clause(_ORDERS, 'o_', _ORDER_COLUMNS)})"]
-    binds = [bindparam(f"o_{name}", type_=_ORDERS.c[name].type) for name in _ORDER_COLUMNS]
     if with_key:
         ctes.append(f"new_key AS ({_values_clause(_KEYS, 'k_', _IDEMPOTENCY_COLUMNS)})")
-        binds += [bindparam(f"k_{name}", type_=_KEYS.c[name].type) for name in _IDEMPOTENCY_COLUMNS]
     # Table and column names come from the models only; every value is a bound parameter.
     items = f"INSERT INTO {_ITEMS.name} ({', '.join(_ITEM_COLUMNS)}) SELECT * FROM unnest({arrays})"  # noqa: S608
-    sql = f"WITH {', '.join(ctes)} {items}"
-    # Bound with the columns' types, so the UTC and JSON conversions apply as in any other insert.
-    return text(sql).bindparams(*binds)
+    return f"WITH {', '.join(ctes)} {items}"
 
 
 def open_dossier_conflict(
