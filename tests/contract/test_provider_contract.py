@@ -470,6 +470,14 @@ def test_the_citizen_gets_a_friendly_503_never_a_500(
         assert response.mimetype == "text/html"
         assert f'href="/pay/{order["id"]}"' in response.get_data(as_text=True)  # choose again
         assert [a["status"] for a in attempts] == ["unknown"]
+        # Retrying is safe: the provider recovers, the citizen tries again, and the new attempt never
+        # reuses the reference of the one whose outcome is unknown (it may still be paid later).
+        blueprint.faults.clear()  # type: ignore[attr-defined]
+        again = client.post(f"/pay/{order['id']}", data={"provider": code})
+        assert again.status_code == 303, again.get_data(as_text=True)
+        retried = client.get(f"/api/v1/orders/{order['id']}", headers=portal.headers).get_json()["attempts"]
+        assert [a["status"] for a in retried] == ["unknown", "redirected"]
+        assert retried[0]["reference"] != retried[1]["reference"]
     else:
         assert response.status_code == 303
         assert [a["status"] for a in attempts] == ["redirected"]
