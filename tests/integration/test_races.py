@@ -21,13 +21,20 @@ def _count(sessions, model, *where):
         return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
-def test_ipn_return_page_and_janitor_race_to_one_transition(app, client, portal, clock, live_server, sessions):
+def test_ipn_return_page_and_janitor_race_to_one_transition(
+    app, client, portal, clock, live_server, sessions
+):
     order = create_order(client, portal)
     attempt = start_attempt(client, portal, order["id"])
     url = urlsplit(attempt["redirect_url"])
     client.get(f"{url.path}?{url.query}")  # the emulator now knows the transaction
     app.blueprints["emulator_vnpay"].ipn_url = "http://127.0.0.1:9/"  # the emulator's own IPN is lost
-    assert client.post("/_emulator/vnpay/paymentv2/pay", data={"query": url.query, "outcome": "success"}).status_code == 302
+    assert (
+        client.post(
+            "/_emulator/vnpay/paymentv2/pay", data={"query": url.query, "outcome": "success"}
+        ).status_code
+        == 302
+    )
     query = app.blueprints["emulator_vnpay"].transactions[attempt["reference"]].ipn_query
     clock.advance(seconds=301)  # the janitor's first step is due
     barrier = Barrier(3)
@@ -53,7 +60,10 @@ def test_ipn_return_page_and_janitor_race_to_one_transition(app, client, portal,
     body = client.get(f"/api/v1/orders/{order['id']}", headers=portal.headers).get_json()
     assert body["status"] == "paid"
     assert _count(sessions, AuditLog, AuditLog.entity_id == order["id"], AuditLog.to_status == "paid") == 1
-    assert _count(sessions, AuditLog, AuditLog.entity_id == attempt["id"], AuditLog.to_status == "succeeded") == 1
+    assert (
+        _count(sessions, AuditLog, AuditLog.entity_id == attempt["id"], AuditLog.to_status == "succeeded")
+        == 1
+    )
     assert _count(sessions, OutboxEvent, OutboxEvent.type == "order.paid") == 1
 
 
@@ -66,8 +76,9 @@ def test_cancel_racing_a_successful_ipn_is_never_both_silently(client, portal, l
 
     def cancel() -> int:
         barrier.wait(timeout=20)
-        return requests.post(f"{live_server.url}/api/v1/orders/{order['id']}/cancel", headers=portal.headers,
-                             timeout=30).status_code
+        return requests.post(
+            f"{live_server.url}/api/v1/orders/{order['id']}/cancel", headers=portal.headers, timeout=30
+        ).status_code
 
     def ipn() -> str:
         barrier.wait(timeout=20)
@@ -96,7 +107,9 @@ def test_database_failing_during_an_ipn_answers_retry_and_writes_half_nothing(ap
 
     def fail_on_attempt_update(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("UPDATE PAYMENT_ATTEMPTS"):
-            raise OperationalError(statement, parameters, Exception("server closed the connection unexpectedly"))
+            raise OperationalError(
+                statement, parameters, Exception("server closed the connection unexpectedly")
+            )
 
     event.listen(engine, "before_cursor_execute", fail_on_attempt_update)
     try:
@@ -110,5 +123,8 @@ def test_database_failing_during_an_ipn_answers_retry_and_writes_half_nothing(ap
         stored = s.scalars(select(InboundNotification)).one()  # stored first, before anything failed
         assert stored.dedupe_key is None
     # The provider's retry, with the database back, applies it exactly once.
-    assert client.get(f"/callbacks/vnpay?{vnpay_ipn_query(attempt['reference'], 58000)}").get_json()["RspCode"] == "00"
+    assert (
+        client.get(f"/callbacks/vnpay?{vnpay_ipn_query(attempt['reference'], 58000)}").get_json()["RspCode"]
+        == "00"
+    )
     assert client.get(f"/api/v1/orders/{order['id']}", headers=portal.headers).get_json()["status"] == "paid"
