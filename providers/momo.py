@@ -221,15 +221,20 @@ REFUND_QUERY_FAILED_CODES: Final = frozenset(
 )
 
 
-def payment_outcome(result_code: str) -> Outcome:
-    """The outcome of a payment whose IPN/redirect (§2.3) carries ``result_code`` (§2.6, table above)."""
+def _classify(result_code: str, pending: frozenset[str], failed: frozenset[str]) -> Outcome:
+    """SUCCEEDED for the success code, PENDING / FAILED by the given tables, anything else UNKNOWN."""
     if result_code == SUCCESS_CODE:
         return Outcome.SUCCEEDED
-    if result_code in PENDING_CODES:
+    if result_code in pending:
         return Outcome.PENDING
-    if result_code in PAYMENT_FAILED_CODES:
+    if result_code in failed:
         return Outcome.FAILED
     return Outcome.UNKNOWN
+
+
+def payment_outcome(result_code: str) -> Outcome:
+    """The outcome of a payment whose IPN/redirect (§2.3) carries ``result_code`` (§2.6, table above)."""
+    return _classify(result_code, PENDING_CODES, PAYMENT_FAILED_CODES)
 
 
 def query_outcome(result_code: str) -> Outcome:
@@ -241,24 +246,12 @@ def query_outcome(result_code: str) -> Outcome:
 
 def refund_outcome(result_code: str) -> Outcome:
     """The outcome of a refund according to the refund answer (§2.5)."""
-    if result_code == SUCCESS_CODE:
-        return Outcome.SUCCEEDED
-    if result_code in REFUND_PENDING_CODES:
-        return Outcome.PENDING
-    if result_code in REFUND_FAILED_CODES:
-        return Outcome.FAILED
-    return Outcome.UNKNOWN
+    return _classify(result_code, REFUND_PENDING_CODES, REFUND_FAILED_CODES)
 
 
 def refund_query_outcome(result_code: str) -> Outcome:
     """The outcome of a refund according to a query on the refund's own orderId (§2.4)."""
-    if result_code == SUCCESS_CODE:
-        return Outcome.SUCCEEDED
-    if result_code in REFUND_PENDING_CODES:
-        return Outcome.PENDING
-    if result_code in REFUND_QUERY_FAILED_CODES:
-        return Outcome.FAILED
-    return Outcome.UNKNOWN
+    return _classify(result_code, REFUND_PENDING_CODES, REFUND_QUERY_FAILED_CODES)
 
 
 # --------------------------------------------------------------------------------------------------------

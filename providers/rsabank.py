@@ -358,8 +358,8 @@ class RsabankProvider(PaymentProvider):
             log.warning("rsabank %s: HTTP %s answer not signed by the bank: %s", path, status, exc)
             if status >= 400:
                 return BankAnswer(status, None, f"http_{status}")
-            return BankAnswer(status, None, "bad_signature" if _json_object(raw) is not None else "garbage")
-        data = _json_object(raw)
+            return BankAnswer(status, None, "bad_signature" if json_object(raw) is not None else "garbage")
+        data = json_object(raw)
         if data is None:
             return BankAnswer(status, None, "garbage")
         return BankAnswer(status, data)
@@ -537,7 +537,7 @@ def _description(order_info: str, reference: str) -> str:
     return text[:DESCRIPTION_MAX]
 
 
-def _json_object(raw: bytes) -> dict[str, Any] | None:
+def json_object(raw: bytes) -> dict[str, Any] | None:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -540,12 +540,8 @@ class ZalopayProvider(PaymentProvider):
             "timestamp": epoch_ms(self.clock()),
             "description": _description(request.reason, f"Hoan tien {request.payment_reference}"),
         }
-        body["mac"] = hmac_hex(self.key1, refund_mac_data(body), ALGORITHM)
-        data = self._post(REFUND_PATH, body, f"refund {m_refund_id}")
-        if isinstance(data, str):
-            # The refund may or may not have been registered: query_refund will tell, never resend blindly.
-            return RefundResult(Outcome.UNKNOWN, data, provider_reference=m_refund_id)
-        return _refund_result(m_refund_id, data, querying=False)
+        what = f"refund {m_refund_id}"
+        return self._refund_call(REFUND_PATH, body, refund_mac_data(body), what, m_refund_id, querying=False)
 
     def query_refund(self, request: RefundRequest) -> RefundResult:
         m_refund_id = self.m_refund_id(request)
@@ -554,11 +550,20 @@ class ZalopayProvider(PaymentProvider):
             "m_refund_id": m_refund_id,
             "timestamp": epoch_ms(self.clock()),
         }
-        body["mac"] = hmac_hex(self.key1, query_refund_mac_data(body), ALGORITHM)
-        data = self._post(QUERY_REFUND_PATH, body, f"query_refund {m_refund_id}")
+        what = f"query_refund {m_refund_id}"
+        mac_data = query_refund_mac_data(body)
+        return self._refund_call(QUERY_REFUND_PATH, body, mac_data, what, m_refund_id, querying=True)
+
+    def _refund_call(
+        self, path: str, body: dict[str, Any], mac_data: str, what: str, m_refund_id: str, *, querying: bool
+    ) -> RefundResult:
+        """POST a refund or query_refund ``body`` signed with key1 over ``mac_data`` (§3.6)."""
+        body["mac"] = hmac_hex(self.key1, mac_data, ALGORITHM)
+        data = self._post(path, body, what)
         if isinstance(data, str):
+            # The refund may or may not have been registered: query_refund will tell, never resend blindly.
             return RefundResult(Outcome.UNKNOWN, data, provider_reference=m_refund_id)
-        return _refund_result(m_refund_id, data, querying=True)
+        return _refund_result(m_refund_id, data, querying=querying)
 
     def m_refund_id(self, request: RefundRequest) -> str:
         """``yymmdd_<app_id>_<reference>`` (§3.6).

@@ -17,8 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
-import time
+import time  # noqa: F401 - tests patch <emulator>.time.sleep, which pages.apply_faults calls
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,18 @@ from gateway.domain.errors import SignatureVerificationError
 from gateway.domain.money import format_vnd
 from providers.base import CallbackRequest, NotificationForge, Outcome
 from providers.emulators import emulator_now
+from providers.emulators.pages import (
+    EMULATOR_NOTE,
+    INVALID_TRANSACTION,
+    JSON_HEADERS,
+    Accent,
+    EmulatorBlueprint,
+    apply_faults,
+    invalid_page,
+    page,
+    post_notification,
+    with_query,
+)
 from providers.momo import (
     ALGORITHM,
     AMOUNT_LIMITS,
@@ -108,37 +119,15 @@ MESSAGES: Final[Mapping[str, Mapping[int, str]]] = {
     },
 }
 
-_STYLE: Final = """
-body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#fdf2f8;color:#1d2939}
-main{max-width:28rem;margin:0 auto;padding:1rem}
-.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
-h1{font-size:1.2rem;margin:0 0 .25rem;color:#a50064}
-.note{font-size:.8rem;color:#667085;margin:0 0 1rem}
-.amount{font-size:2rem;font-weight:700;margin:.25rem 0 1rem}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .75rem;margin:0 0 1.25rem}
-dt{color:#667085}dd{margin:0;word-break:break-all}
-button{display:block;width:100%;padding:.9rem;margin:.5rem 0;border:0;border-radius:8px;font-size:1rem}
-.ok{background:#a50064;color:#fff}.fail{background:#c4320a;color:#fff}.cancel{background:#e4e7ec;color:#1d2939}
-.error h1{color:#b42318}
-"""
+ACCENT: Final = Accent("#a50064", background="#fdf2f8", button="#a50064")
 
-# render_template_string autoescapes: orderInfo and orderId come from the (untrusted) create request.
-CHECKOUT_PAGE: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>MoMo (giả lập) - Thanh toán</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-<div class="card">
+# Autoescaped (pages.page): orderInfo and orderId come from the (untrusted) create request.
+CHECKOUT_BODY: Final = (
+    """<div class="card">
 <h1>Thanh toán qua MoMo</h1>
-<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+"""
+    + EMULATOR_NOTE
+    + """
 <div class="amount">{{ amount }} VND</div>
 <dl>
 <dt>Mã đơn hàng / Order</dt><dd>{{ order_id }}</dd>
@@ -151,32 +140,6 @@ CHECKOUT_PAGE: Final = (
 <button class="cancel" type="submit" name="outcome" value="cancel">Từ chối thanh toán</button>
 </form>
 </div>
-</main>
-</body>
-</html>
-"""
-)
-
-INVALID_PAGE: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>MoMo (giả lập) - Giao dịch không hợp lệ</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-<div class="card error">
-<h1>Giao dịch không hợp lệ / Invalid transaction</h1>
-<p>{{ message }}</p>
-</div>
-</main>
-</body>
-</html>
 """
 )
 
@@ -276,20 +239,15 @@ def ipn_json(fields: Mapping[str, Any]) -> bytes:
     return json.dumps(fields, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-class MomoEmulatorBlueprint(flask.Blueprint):
+class MomoEmulatorBlueprint(EmulatorBlueprint):
     """The emulator's routes plus its state: ``payments`` and ``refunds`` (by orderId) and ``faults``."""
 
     def __init__(self, provider: MomoProvider, *, ipn_url: str, http: requests.Session | None) -> None:
-        super().__init__(BLUEPRINT_NAME, __name__)
+        super().__init__(BLUEPRINT_NAME, __name__, ipn_url=ipn_url, http=http)
         self.provider = provider
-        self.ipn_url = ipn_url
-        self.http = http or requests.Session()
         self.payments: dict[str, EmulatedPayment] = {}
         self.refunds: dict[str, EmulatedRefund] = {}
         self.request_ids: set[str] = set()
-        self.faults: dict[str, Any] = {}
-        # Threaded dev servers and e2e tests hit the ledger concurrently.
-        self.lock = threading.Lock()
         self.add_url_rule("/v2/gateway/api/create", view_func=self.api_create, methods=["POST"])
         self.add_url_rule("/v2/gateway/api/query", view_func=self.api_query, methods=["POST"])
         self.add_url_rule("/v2/gateway/api/refund", view_func=self.api_refund, methods=["POST"])
@@ -302,17 +260,6 @@ class MomoEmulatorBlueprint(flask.Blueprint):
         return self.provider.secret
 
     # ---- API plumbing --------------------------------------------------------------------------------
-
-    def _fault(self) -> ResponseReturnValue | None:
-        slow = self.faults.get("slow")
-        if slow:
-            time.sleep(float(slow))
-        status = self.faults.get("status")
-        if status:
-            return flask.Response(b"emulated failure", status=int(status), content_type="text/plain")
-        if self.faults.get("garbage"):
-            return flask.Response(b"<html>oops", status=200, content_type="text/html")
-        return None
 
     def _fields(self) -> dict[str, Any] | None:
         # MoMo signs raw values: parse keeping numbers as their source text, like the adapter does.
@@ -340,7 +287,19 @@ class MomoEmulatorBlueprint(flask.Blueprint):
             return False
         return True
 
-    def _answer(self, fields: Mapping[str, Any], code: int, **extra: Any) -> ResponseReturnValue:
+    def _api_request(self, builder: Callable[[Mapping[str, Any]], str]) -> dict[str, Any] | flask.Response:
+        """Faults, then the JSON body (else 20), then OUR signature over ``builder``'s string (else 13)."""
+        fault = apply_faults(self.faults)
+        if fault is not None:
+            return fault
+        fields = self._fields()
+        if fields is None:
+            return self._answer({}, 20)
+        if not self._signed_by_partner(fields, builder):
+            return self._answer(fields, 13)
+        return fields
+
+    def _answer(self, fields: Mapping[str, Any], code: int, **extra: Any) -> flask.Response:
         """MoMo's JSON answer: the echo of the request ids plus resultCode/message/responseTime."""
         lang = str(fields.get("lang") or "vi")
         body: dict[str, Any] = {
@@ -357,14 +316,9 @@ class MomoEmulatorBlueprint(flask.Blueprint):
     # ---- create (§2.2) --------------------------------------------------------------------------------
 
     def api_create(self) -> ResponseReturnValue:
-        fault = self._fault()
-        if fault is not None:
-            return fault
-        fields = self._fields()
-        if fields is None:
-            return self._answer({}, 20)
-        if not self._signed_by_partner(fields, create_signature_raw):
-            return self._answer(fields, 13)
+        fields = self._api_request(create_signature_raw)
+        if isinstance(fields, flask.Response):
+            return fields
         for name in ("requestId", "orderId", "orderInfo", "redirectUrl", "ipnUrl", "requestType"):
             if not isinstance(fields.get(name), str) or not fields[name]:
                 return self._answer(fields, 20)
@@ -414,7 +368,8 @@ class MomoEmulatorBlueprint(flask.Blueprint):
     # ---- checkout page and payment (§2.3) ------------------------------------------------------------
 
     def _invalid(self, message: str, status: int = 400) -> ResponseReturnValue:
-        return flask.render_template_string(INVALID_PAGE, message=message), status
+        title = "MoMo (giả lập) - Giao dịch không hợp lệ"
+        return invalid_page(title, INVALID_TRANSACTION, message, accent=ACCENT, status=status)
 
     def checkout(self, order_id: str) -> ResponseReturnValue:
         with self.lock:
@@ -424,8 +379,10 @@ class MomoEmulatorBlueprint(flask.Blueprint):
             if payment.result_code != 1000:
                 return self._invalid("Giao dịch đã được xử lý / Transaction already processed")
             amount, order_info, method = payment.amount, payment.order_info, payment.request_type
-        return flask.render_template_string(
-            CHECKOUT_PAGE,
+        return page(
+            "MoMo (giả lập) - Thanh toán",
+            CHECKOUT_BODY,
+            accent=ACCENT,
             amount=format_vnd(amount),
             order_id=order_id,
             order_info=order_info,
@@ -468,35 +425,29 @@ class MomoEmulatorBlueprint(flask.Blueprint):
         if not self.faults.get("drop"):
             self.send_ipn(target, payment.ipn_body)
         # §2.3: the browser comes back with the same fields (and signature) as query parameters.
-        separator = "&" if "?" in redirect_url else "?"
         query = urlencode({k: str(v) for k, v in ipn.items()})
-        return flask.redirect(redirect_url + separator + query, code=302)
+        return flask.redirect(with_query(redirect_url, query), code=302)
 
     def send_ipn(self, url: str, body: bytes) -> None:
         """POST the IPN JSON to ``url`` (§2.3). Failures are logged only: MoMo retries on its own schedule."""
-        try:
-            resp = self.http.post(
-                url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=IPN_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            log.warning("momo emulator: IPN to %s failed: %s", url, exc)
-            return
-        log.info("momo emulator: IPN answered HTTP %s", resp.status_code)
+        resp = post_notification(
+            self.http,
+            url,
+            body,
+            headers=JSON_HEADERS,
+            timeout=IPN_TIMEOUT_SECONDS,
+            log=log,
+            what="momo emulator: IPN",
+        )
+        if resp is not None:
+            log.info("momo emulator: IPN answered HTTP %s", resp.status_code)
 
     # ---- query (§2.4) ---------------------------------------------------------------------------------
 
     def api_query(self) -> ResponseReturnValue:
-        fault = self._fault()
-        if fault is not None:
-            return fault
-        fields = self._fields()
-        if fields is None:
-            return self._answer({}, 20)
-        if not self._signed_by_partner(fields, query_signature_raw):
-            return self._answer(fields, 13)
+        fields = self._api_request(query_signature_raw)
+        if isinstance(fields, flask.Response):
+            return fields
         order_id = str(fields.get("orderId") or "")
         with self.lock:
             payment = self.payments.get(order_id)
@@ -538,14 +489,9 @@ class MomoEmulatorBlueprint(flask.Blueprint):
     # ---- refund (§2.5) --------------------------------------------------------------------------------
 
     def api_refund(self) -> ResponseReturnValue:
-        fault = self._fault()
-        if fault is not None:
-            return fault
-        fields = self._fields()
-        if fields is None:
-            return self._answer({}, 20)
-        if not self._signed_by_partner(fields, refund_signature_raw):
-            return self._answer(fields, 13)
+        fields = self._api_request(refund_signature_raw)
+        if isinstance(fields, flask.Response):
+            return fields
         order_id, request_id = fields.get("orderId"), fields.get("requestId")
         if not isinstance(order_id, str) or not isinstance(request_id, str) or not order_id or not request_id:
             return self._answer(fields, 20)

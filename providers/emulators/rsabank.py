@@ -21,9 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import secrets
-import threading
-import time
+import time  # noqa: F401 - tests patch <emulator>.time.sleep, which pages.apply_faults calls
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +38,18 @@ from gateway.domain.money import format_vnd
 from providers.bank_notifications import CANONICAL_FIELDS, DEFAULT_MAPPING, FieldMapping
 from providers.base import CallbackRequest, NotificationForge, Outcome, PaymentProvider
 from providers.emulators import emulator_now
+from providers.emulators.pages import (
+    EMULATOR_NOTE,
+    JSON_HEADERS,
+    Accent,
+    EmulatorBlueprint,
+    apply_faults,
+    invalid_page,
+    page,
+    post_notification,
+    random_digits,
+    with_query,
+)
 from providers.rsa_signing import Scheme, generate_private_key_pem, load_private_key, sign, verify
 from providers.rsabank import (
     CURRENCY,
@@ -47,6 +57,7 @@ from providers.rsabank import (
     RsabankProvider,
     cached_private_key,
     dumps,
+    json_object,
     return_message,
     to_bank_time,
 )
@@ -63,42 +74,15 @@ OUTCOMES: Final[Mapping[str, str]] = {"success": "success", "failure": "failed",
 
 METHOD_LABELS: Final[Mapping[str, str]] = {"bank_account": "Tài khoản ngân hàng", "card": "Thẻ ngân hàng"}
 
-_STYLE: Final = """
-body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#eef2f7;color:#1d2939}
-main{max-width:28rem;margin:0 auto;padding:1rem}
-.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
-h1{font-size:1.2rem;margin:0 0 .25rem;color:#1f5f3f}
-.note{font-size:.8rem;color:#667085;margin:0 0 1rem}
-.amount{font-size:2rem;font-weight:700;margin:.25rem 0 1rem}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .75rem;margin:0 0 1.25rem}
-dt{color:#667085}dd{margin:0;word-break:break-all}
-button{display:block;width:100%;padding:.9rem;margin:.5rem 0;border:0;border-radius:8px;font-size:1rem}
-.ok{background:#0a8f3c;color:#fff}.fail{background:#c4320a;color:#fff}.cancel{background:#e4e7ec;color:#1d2939}
-.error h1{color:#b42318}
-"""
+ACCENT: Final = Accent("#1f5f3f")
 
-_HEAD: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ bank_name }} (giả lập)</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-"""
-)
-
-# render_template_string autoescapes: every value below came from a request.
-CHECKOUT_PAGE: Final = (
-    _HEAD
-    + """<div class="card">
+# Autoescaped (pages.page): every value below came from a request.
+CHECKOUT_BODY: Final = (
+    """<div class="card">
 <h1>{{ bank_name }}</h1>
-<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+"""
+    + EMULATOR_NOTE
+    + """
 <div class="amount">{{ amount }} VND</div>
 <dl>
 <dt>Mã thanh toán</dt><dd>{{ reference }}</dd>
@@ -113,21 +97,6 @@ CHECKOUT_PAGE: Final = (
 <button class="cancel" type="submit" name="outcome" value="cancel">Hủy giao dịch</button>
 </form>
 </div>
-</main>
-</body>
-</html>
-"""
-)
-
-INVALID_PAGE: Final = (
-    _HEAD
-    + """<div class="card error">
-<h1>Giao dịch không hợp lệ</h1>
-<p>{{ message }}</p>
-</div>
-</main>
-</body>
-</html>
 """
 )
 
@@ -160,19 +129,6 @@ class EmulatedRefund:
     reason: str
     bank_refund_id: str
     status: str
-
-
-def _digits(n: int) -> str:
-    # secrets, not random (ruff S311); no leading zero.
-    return str(10 ** (n - 1) + secrets.randbelow(9 * 10 ** (n - 1)))
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def _http_url(value: Any) -> bool:
@@ -222,7 +178,7 @@ def notification_body(mapping: FieldMapping, fields: Mapping[str, Any]) -> bytes
     return dumps({mapping.fields.get(name, name): value for name, value in fields.items()})
 
 
-class RsabankEmulatorBlueprint(flask.Blueprint):
+class RsabankEmulatorBlueprint(EmulatorBlueprint):
     """The emulated bank's routes and state: ``payments`` (by bank reference), ``refunds``, ``faults``."""
 
     def __init__(
@@ -233,7 +189,7 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
         http: requests.Session | None,
         bank_private_pem: bytes | None = None,
     ) -> None:
-        super().__init__(BLUEPRINT_NAME, __name__)
+        super().__init__(BLUEPRINT_NAME, __name__, ipn_url=ipn_url, http=http)
         pem = bank_private_pem or provider.emulator_bank_private_pem
         if pem is None:
             raise ValueError("rsabank emulator: no bank private key (the provider is not emulated)")
@@ -241,14 +197,9 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
         self.bank_key: rsa.RSAPrivateKey = cached_private_key(pem)
         # The bank knows the gateway's PUBLIC key only; derived here from the provider's key pair.
         self.gateway_key: rsa.RSAPublicKey = provider.private_key.public_key()
-        self.ipn_url = ipn_url
-        self.http = http or requests.Session()
         self.payments: dict[str, EmulatedPayment] = {}
         self.by_reference: dict[str, str] = {}  # merchant_reference -> bank_reference
         self.refunds: dict[str, EmulatedRefund] = {}
-        self.faults: dict[str, Any] = {}
-        # Threaded dev servers and e2e tests hit the ledger concurrently.
-        self.lock = threading.Lock()
         self.add_url_rule("/payments", view_func=self.create, methods=["POST"])
         self.add_url_rule("/pay/<bank_reference>", view_func=self.pay, methods=["GET", "POST"])
         self.add_url_rule("/payments/query", view_func=self.query, methods=["POST"])
@@ -285,14 +236,9 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
 
     def _api_request(self) -> dict[str, Any] | flask.Response:
         """Faults, then OUR signature on the raw body, then JSON: the request's data or the answer."""
-        slow = self.faults.get("slow")
-        if slow:
-            time.sleep(float(slow))
-        status = self.faults.get("status")
-        if status:
-            return flask.Response(b"emulated failure", status=int(status), content_type="text/plain")
-        if self.faults.get("garbage"):
-            return flask.Response(b"<html>oops", status=200, content_type="text/html")
+        fault = apply_faults(self.faults)
+        if fault is not None:
+            return fault
         raw = flask.request.get_data(cache=True)
         try:
             verify(
@@ -305,7 +251,7 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
             return self.error(401, "invalid_signature", str(exc))
         if not flask.request.headers.get(REQUEST_ID_HEADER):
             return self.error(400, "invalid_request", f"missing {REQUEST_ID_HEADER}")
-        data = _json_object(raw)
+        data = json_object(raw)
         if data is None:
             return self.error(400, "invalid_request", "the body is not a JSON object")
         return data
@@ -328,7 +274,7 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
                 payment = known  # a retried create: the same payment page again
             else:
                 payment = EmulatedPayment(
-                    bank_reference="BR" + _digits(12),
+                    bank_reference="BR" + random_digits(12),
                     merchant_reference=reference,
                     amount=data["amount"],
                     description=str(data.get("description") or ""),
@@ -376,19 +322,26 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
 
     # ---- the payment page --------------------------------------------------------------------------------
 
-    def _page(self, template: str, status: int = 200, **values: Any) -> ResponseReturnValue:
-        return flask.render_template_string(template, bank_name=self.provider.display_name, **values), status
+    @property
+    def _title(self) -> str:
+        return f"{self.provider.display_name} (giả lập)"
+
+    def _invalid(self, message: str, status: int = 400) -> ResponseReturnValue:
+        return invalid_page(self._title, "Giao dịch không hợp lệ", message, accent=ACCENT, status=status)
 
     def pay(self, bank_reference: str) -> ResponseReturnValue:
         with self.lock:
             payment = self.payments.get(bank_reference)
             if payment is None:
-                return self._page(INVALID_PAGE, 404, message="Không tìm thấy giao dịch / Unknown payment")
+                return self._invalid("Không tìm thấy giao dịch / Unknown payment", 404)
             if payment.status != "pending":
-                return self._page(INVALID_PAGE, 400, message="Giao dịch đã được xử lý / Already processed")
+                return self._invalid("Giao dịch đã được xử lý / Already processed")
             if flask.request.method == "GET":
-                return self._page(
-                    CHECKOUT_PAGE,
+                return page(
+                    self._title,
+                    CHECKOUT_BODY,
+                    accent=ACCENT,
+                    bank_name=self.provider.display_name,
                     amount=format_vnd(payment.amount),
                     reference=payment.merchant_reference,
                     bank_reference=payment.bank_reference,
@@ -399,10 +352,10 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
                 )
             outcome = flask.request.form.get("outcome", "")
             if outcome not in OUTCOMES:
-                return self._page(INVALID_PAGE, 400, message="Yêu cầu không hợp lệ / Invalid outcome")
+                return self._invalid("Yêu cầu không hợp lệ / Invalid outcome")
             status = status_word(self.mapping, outcome)
             payment.status = status
-            payment.transaction_id = "FT" + _digits(10)
+            payment.transaction_id = "FT" + random_digits(10)
             payment.transacted_at = to_bank_time(emulator_now())
             payment.notification = notification_body(
                 self.mapping,
@@ -425,25 +378,22 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
                 "signature": self.sign(return_message(payment.merchant_reference, status)),
             }
         )
-        separator = "&" if "?" in payment.return_url else "?"
-        return flask.redirect(payment.return_url + separator + query, code=302)
+        return flask.redirect(with_query(payment.return_url, query), code=302)
 
     def send_notification(self, payment: EmulatedPayment) -> None:
         """POST the signed notification (docs/rsabank.md §5). Failures are logged only."""
-        try:
-            resp = self.http.post(
-                payment.notify_url,
-                data=payment.notification,
-                headers={
-                    "Content-Type": "application/json",
-                    self.mapping.signature_header: payment.notification_signature,
-                },
-                timeout=NOTIFY_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            log.warning("rsabank emulator: notification to %s failed: %s", payment.notify_url, exc)
-            return
-        log.info("rsabank emulator: notification answered HTTP %s %s", resp.status_code, resp.text[:200])
+        what = "rsabank emulator: notification"
+        resp = post_notification(
+            self.http,
+            payment.notify_url,
+            payment.notification,
+            headers={**JSON_HEADERS, self.mapping.signature_header: payment.notification_signature},
+            timeout=NOTIFY_TIMEOUT_SECONDS,
+            log=log,
+            what=what,
+        )
+        if resp is not None:
+            log.info("%s answered HTTP %s %s", what, resp.status_code, resp.text[:200])
 
     # ---- POST /payments/query ------------------------------------------------------------------------
 
@@ -501,7 +451,7 @@ class RsabankEmulatorBlueprint(flask.Blueprint):
                 merchant_reference=payment.merchant_reference,
                 amount=amount,
                 reason=str(data.get("reason") or ""),
-                bank_refund_id="RF" + _digits(10),
+                bank_refund_id="RF" + random_digits(10),
                 status="pending" if self.faults.get("refund_pending") else "success",
             )
             self.refunds[refund_reference] = refund

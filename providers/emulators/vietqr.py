@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
-import threading
-import time
+import time  # noqa: F401 - tests patch <emulator>.time.sleep, which pages.slow_down calls
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +44,16 @@ from providers.emqr import (
     parse_vietqr,
 )
 from providers.emulators import emulator_now
+from providers.emulators.pages import (
+    EMULATOR_NOTE,
+    Accent,
+    EmulatorBlueprint,
+    invalid_page,
+    page,
+    post_notification,
+    random_digits,
+    slow_down,
+)
 from providers.rsa_signing import generate_private_key_pem, load_private_key, sign
 from providers.vietqr import QR_PAGE_PATH, VietqrProvider, find_reference
 
@@ -56,51 +64,15 @@ NOTIFY_TIMEOUT_SECONDS: Final = 10.0
 VN_TZ: Final = ZoneInfo("Asia/Ho_Chi_Minh")
 REMITTANCE_SUFFIX: Final = "chuyen tien"  # what banking apps append to the content by default
 
-_STYLE: Final = """
-body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#e9f3ee;color:#1d2939}
-main{max-width:28rem;margin:0 auto;padding:1rem}
-.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
-h1{font-size:1.2rem;margin:0 0 .25rem;color:#006b3c}
-.note{font-size:.8rem;color:#667085;margin:0 0 1rem}
-.amount{font-size:2rem;font-weight:700;margin:.25rem 0 1rem}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .75rem;margin:0 0 1.25rem}
-dt{color:#667085}dd{margin:0;word-break:break-all}
-label{display:block;margin:.75rem 0 .25rem}
-textarea,input{box-sizing:border-box;width:100%;padding:.6rem;font-size:1rem;border:1px solid #98a2b3;
-border-radius:8px;font-family:ui-monospace,monospace}
-button,.button{display:block;box-sizing:border-box;width:100%;padding:.9rem;margin:.5rem 0;border:0;
-border-radius:8px;font-size:1rem;text-align:center;text-decoration:none}
-.ok{background:#0a8f3c;color:#fff}.other{background:#b54708;color:#fff}.cancel{background:#e4e7ec;color:#1d2939}
-.error h1{color:#b42318}
-"""
+ACCENT: Final = Accent("#006b3c", background="#e9f3ee")
 
-_HEAD: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex, nofollow">
-<title>Ngân hàng giả lập - {{ title }}</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-"""
-)
-_FOOT: Final = """</main>
-</body>
-</html>
-"""
-
-# render_template_string autoescapes: every value below comes from a pasted (untrusted) payload.
-SCAN_PAGE: Final = (
-    _HEAD
-    + """<div class="card">
+# Autoescaped (pages.page): every value below comes from a pasted (untrusted) payload.
+SCAN_BODY: Final = (
+    """<div class="card">
 <h1>Ứng dụng ngân hàng (giả lập)</h1>
-<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+"""
+    + EMULATOR_NOTE
+    + """
 <form method="get" action="{{ scan_url }}">
 <label for="payload">Dán nội dung mã VietQR / Paste a VietQR payload</label>
 <textarea id="payload" name="payload" rows="6" required></textarea>
@@ -108,14 +80,14 @@ SCAN_PAGE: Final = (
 </form>
 </div>
 """
-    + _FOOT
 )
 
-TRANSFER_PAGE: Final = (
-    _HEAD
-    + """<div class="card">
+TRANSFER_BODY: Final = (
+    """<div class="card">
 <h1>Chuyển khoản nhanh NAPAS 247</h1>
-<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+"""
+    + EMULATOR_NOTE
+    + """
 {% if qr.amount is not none %}<div class="amount">{{ amount }} VND</div>{% endif %}
 <dl>
 <dt>Ngân hàng / Bank</dt><dd>{{ bank_name }} ({{ qr.bin }})</dd>
@@ -137,12 +109,9 @@ TRANSFER_PAGE: Final = (
 </form>
 </div>
 """
-    + _FOOT
 )
 
-RESULT_PAGE: Final = (
-    _HEAD
-    + """<div class="card">
+RESULT_BODY: Final = """<div class="card">
 <h1>{{ heading }}</h1>
 {% if amount %}<div class="amount">{{ amount }} VND</div>{% endif %}
 <dl>
@@ -154,19 +123,6 @@ RESULT_PAGE: Final = (
 {% endif %}
 </div>
 """
-    + _FOOT
-)
-
-INVALID_PAGE: Final = (
-    _HEAD
-    + """<div class="card error">
-<h1>Mã QR không hợp lệ / Invalid QR code</h1>
-<p>{{ message }}</p>
-<a class="button cancel" href="{{ scan_url }}">Quét lại / Scan again</a>
-</div>
-"""
-    + _FOOT
-)
 
 
 @dataclass
@@ -187,8 +143,8 @@ class EmulatedTransfer:
 
 
 def transaction_id() -> str:
-    """A core-banking style transaction number: ``FT`` + 12 digits (secrets, not random: ruff S311)."""
-    return "FT" + "".join(secrets.choice("0123456789") for _ in range(12))
+    """A core-banking style transaction number: ``FT`` + 12 digits."""
+    return "FT" + random_digits(12, leading_zero=True)
 
 
 def credit_body(
@@ -239,19 +195,15 @@ def _positive_amount(raw: str) -> int | None:
     return int(text)
 
 
-class VietqrEmulatorBlueprint(flask.Blueprint):
+class VietqrEmulatorBlueprint(EmulatorBlueprint):
     """The emulator's routes plus its state: ``transfers`` (the bank's ledger), ``faults``."""
 
     def __init__(self, provider: VietqrProvider, *, ipn_url: str, http: requests.Session | None) -> None:
-        super().__init__(BLUEPRINT_NAME, __name__)
+        super().__init__(BLUEPRINT_NAME, __name__, ipn_url=ipn_url, http=http)
         self.provider = provider
-        self.ipn_url = ipn_url
-        self.http = http or requests.Session()
         self.transfers: list[EmulatedTransfer] = []
         # reference -> the last payload scanned for it, for GET /scan/<reference>.
         self.payloads: dict[str, str] = {}
-        self.faults: dict[str, Any] = {}
-        self.lock = threading.Lock()
         self._key: rsa.RSAPrivateKey | None = None
         self.add_url_rule("/scan", view_func=self.scan, methods=["GET"])
         self.add_url_rule("/scan/<string:reference>", view_func=self.scan_reference, methods=["GET"])
@@ -267,11 +219,20 @@ class VietqrEmulatorBlueprint(flask.Blueprint):
 
     # ---- pages ---------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def _page(title: str, body_template: str, **context: Any) -> str:
+        return page(f"Ngân hàng giả lập - {title}", body_template, accent=ACCENT, noindex=True, **context)
+
     def _invalid(self, message: str) -> ResponseReturnValue:
-        page = flask.render_template_string(
-            INVALID_PAGE, title="Mã QR không hợp lệ", message=message, scan_url=flask.url_for(".scan")
+        return invalid_page(
+            "Ngân hàng giả lập - Mã QR không hợp lệ",
+            "Mã QR không hợp lệ / Invalid QR code",
+            message,
+            accent=ACCENT,
+            noindex=True,
+            link_url=flask.url_for(".scan"),
+            link_text="Quét lại / Scan again",
         )
-        return page, 400
 
     def _read(self, payload: str) -> VietQrData | str:
         """The parsed QR, or why a banking app would refuse it."""
@@ -291,9 +252,7 @@ class VietqrEmulatorBlueprint(flask.Blueprint):
     def scan(self) -> ResponseReturnValue:
         payload = flask.request.args.get("payload", "")
         if not payload.strip():
-            return flask.render_template_string(
-                SCAN_PAGE, title="Quét mã QR", scan_url=flask.url_for(".scan")
-            )
+            return self._page("Quét mã QR", SCAN_BODY, scan_url=flask.url_for(".scan"))
         qr = self._read(payload)
         if isinstance(qr, str):
             return self._invalid(qr)
@@ -301,9 +260,9 @@ class VietqrEmulatorBlueprint(flask.Blueprint):
         if reference:
             with self.lock:
                 self.payloads[reference] = payload.strip()
-        return flask.render_template_string(
-            TRANSFER_PAGE,
-            title="Chuyển khoản",
+        return self._page(
+            "Chuyển khoản",
+            TRANSFER_BODY,
             qr=qr,
             payload=payload.strip(),
             amount=format_vnd(qr.amount) if qr.amount is not None else "",
@@ -334,9 +293,9 @@ class VietqrEmulatorBlueprint(flask.Blueprint):
         reference = _reference_in(qr.purpose)
         back_url = self._back_url(reference)
         if choice == "cancel":
-            return flask.render_template_string(
-                RESULT_PAGE,
-                title="Đã hủy",
+            return self._page(
+                "Đã hủy",
+                RESULT_BODY,
                 heading="Đã hủy giao dịch / Transfer cancelled",
                 amount="",
                 transaction_id="",
@@ -354,9 +313,9 @@ class VietqrEmulatorBlueprint(flask.Blueprint):
         assert amount is not None
 
         transfer = self.credit(amount=amount, remittance=remittance)
-        return flask.render_template_string(
-            RESULT_PAGE,
-            title="Chuyển khoản thành công",
+        return self._page(
+            "Chuyển khoản thành công",
+            RESULT_BODY,
             heading="Chuyển khoản thành công / Transfer done",
             amount=format_vnd(amount),
             transaction_id=transfer.transaction_id,
@@ -393,23 +352,23 @@ class VietqrEmulatorBlueprint(flask.Blueprint):
         if self.faults.get("drop"):
             log.info("vietqr emulator: dropping the notification of %s", transfer.transaction_id)
             return transfer
-        slow = self.faults.get("slow")
-        if slow:
-            time.sleep(float(slow))
+        slow_down(self.faults)
         transfer.delivered = self.notify(transfer)
         return transfer
 
     def notify(self, transfer: EmulatedTransfer) -> bool:
         """POST the notification to ``ipn_url``. Failures are logged only: the bank retries on its own."""
-        try:
-            resp = self.http.post(
-                self.ipn_url,
-                data=transfer.body,
-                headers=dict(transfer.headers),
-                timeout=NOTIFY_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            log.warning("vietqr emulator: notification to %s failed: %s", self.ipn_url, exc)
+        what = "vietqr emulator: notification"
+        resp = post_notification(
+            self.http,
+            self.ipn_url,
+            transfer.body,
+            headers=transfer.headers,
+            timeout=NOTIFY_TIMEOUT_SECONDS,
+            log=log,
+            what=what,
+        )
+        if resp is None:
             return False
         log.info("vietqr emulator: notification answered HTTP %s %s", resp.status_code, resp.text[:200])
         return 200 <= resp.status_code < 300

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
-import threading
-import time
+import time  # noqa: F401 - tests patch <emulator>.time.sleep, which pages.apply_faults calls
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,6 +28,17 @@ from gateway.domain.errors import SignatureVerificationError
 from gateway.domain.money import format_vnd
 from providers.base import CallbackRequest, NotificationForge, Outcome
 from providers.emulators import emulator_now
+from providers.emulators.pages import (
+    EMULATOR_NOTE,
+    INVALID_TRANSACTION,
+    Accent,
+    EmulatorBlueprint,
+    apply_faults,
+    invalid_page,
+    page,
+    random_digits,
+    with_query,
+)
 from providers.signing import hmac_hex, verify_hmac
 from providers.vnpay import (
     ALGORITHM,
@@ -60,37 +69,15 @@ OUTCOMES: Final[Mapping[str, tuple[str, str]]] = {
 
 INVALID_SIGNATURE: Final = "Sai chữ ký / Invalid signature"
 
-_STYLE: Final = """
-body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#eef2f7;color:#1d2939}
-main{max-width:28rem;margin:0 auto;padding:1rem}
-.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
-h1{font-size:1.2rem;margin:0 0 .25rem;color:#005baa}
-.note{font-size:.8rem;color:#667085;margin:0 0 1rem}
-.amount{font-size:2rem;font-weight:700;margin:.25rem 0 1rem}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .75rem;margin:0 0 1.25rem}
-dt{color:#667085}dd{margin:0;word-break:break-all}
-button{display:block;width:100%;padding:.9rem;margin:.5rem 0;border:0;border-radius:8px;font-size:1rem}
-.ok{background:#0a8f3c;color:#fff}.fail{background:#c4320a;color:#fff}.cancel{background:#e4e7ec;color:#1d2939}
-.error h1{color:#b42318}
-"""
+ACCENT: Final = Accent("#005baa")
 
-# render_template_string autoescapes: every value below comes from the (untrusted) query string.
-CHECKOUT_PAGE: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>VNPAY (giả lập) - Thanh toán</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-<div class="card">
+# Autoescaped (pages.page): every value below comes from the (untrusted) query string.
+CHECKOUT_BODY: Final = (
+    """<div class="card">
 <h1>Cổng thanh toán VNPAY</h1>
-<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+"""
+    + EMULATOR_NOTE
+    + """
 <div class="amount">{{ amount }} VND</div>
 <dl>
 <dt>Mã giao dịch / TxnRef</dt><dd>{{ txn_ref }}</dd>
@@ -104,32 +91,6 @@ CHECKOUT_PAGE: Final = (
 <button class="cancel" type="submit" name="outcome" value="cancel">Hủy giao dịch</button>
 </form>
 </div>
-</main>
-</body>
-</html>
-"""
-)
-
-INVALID_PAGE: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>VNPAY (giả lập) - Giao dịch không hợp lệ</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-<div class="card error">
-<h1>Giao dịch không hợp lệ / Invalid transaction</h1>
-<p>{{ message }}</p>
-</div>
-</main>
-</body>
-</html>
 """
 )
 
@@ -161,27 +122,17 @@ def _vnp_params(items: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in items.items() if k.startswith("vnp_")}
 
 
-def _random_digits(n: int) -> str:
-    # secrets, not random: ruff S311, and no leading zero so that it never reads as "no transaction" (§1.5).
-    return str(10 ** (n - 1) + secrets.randbelow(9 * 10 ** (n - 1)))
-
-
 def _as_str(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-class VnpayEmulatorBlueprint(flask.Blueprint):
+class VnpayEmulatorBlueprint(EmulatorBlueprint):
     """The emulator's routes plus its state: ``transactions`` (by TxnRef) and ``faults``."""
 
     def __init__(self, provider: VnpayProvider, *, ipn_url: str, http: requests.Session | None) -> None:
-        super().__init__(BLUEPRINT_NAME, __name__)
+        super().__init__(BLUEPRINT_NAME, __name__, ipn_url=ipn_url, http=http)
         self.provider = provider
-        self.ipn_url = ipn_url
-        self.http = http or requests.Session()
         self.transactions: dict[str, EmulatedTransaction] = {}
-        self.faults: dict[str, Any] = {}
-        # Threaded dev servers and e2e tests hit the ledger concurrently.
-        self.lock = threading.Lock()
         self.add_url_rule("/paymentv2/vpcpay.html", view_func=self.checkout, methods=["GET"])
         self.add_url_rule("/paymentv2/pay", view_func=self.pay, methods=["POST"])
         self.add_url_rule("/merchant_webapi/api/transaction", view_func=self.api, methods=["POST"])
@@ -213,7 +164,8 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
         return None
 
     def _invalid(self, message: str) -> ResponseReturnValue:
-        return flask.render_template_string(INVALID_PAGE, message=message), 400
+        title = "VNPAY (giả lập) - Giao dịch không hợp lệ"
+        return invalid_page(title, INVALID_TRANSACTION, message, accent=ACCENT)
 
     def checkout(self) -> ResponseReturnValue:
         params = _vnp_params(flask.request.args)
@@ -230,8 +182,10 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
                 # Opening the page creates the transaction at VNPAY: querydr now says 01 (not completed).
                 self.transactions[txn_ref] = self._new_transaction(params)
         amount = int(params["vnp_Amount"]) // 100
-        return flask.render_template_string(
-            CHECKOUT_PAGE,
+        return page(
+            "VNPAY (giả lập) - Thanh toán",
+            CHECKOUT_BODY,
+            accent=ACCENT,
             amount=format_vnd(amount),
             txn_ref=txn_ref,
             order_info=params.get("vnp_OrderInfo", ""),
@@ -270,14 +224,14 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
                 return self._invalid("Giao dịch đã tồn tại / Transaction already processed")
             txn.status = status
             txn.response_code = response_code
-            txn.transaction_no = "0" if cancelled else _random_digits(8)
+            txn.transaction_no = "0" if cancelled else random_digits(8)
             txn.pay_date = to_vnp_date(emulator_now())
             # §1.5: the IPN parameter set, signed per §1.3.
             ipn = {
                 "vnp_TmnCode": self.provider.tmn_code,
                 "vnp_Amount": params["vnp_Amount"],
                 "vnp_BankCode": txn.bank_code,
-                "vnp_BankTranNo": "VNP" + _random_digits(8),
+                "vnp_BankTranNo": "VNP" + random_digits(8),
                 "vnp_CardType": "ATM",
                 "vnp_OrderInfo": txn.order_info,
                 "vnp_PayDate": txn.pay_date,
@@ -290,15 +244,12 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
             self.transactions[txn_ref] = txn
         self.send_ipn(txn.ipn_query)
         # §1.4: the browser comes back with the same signed parameters as the IPN.
-        return_url = params["vnp_ReturnUrl"]
-        separator = "&" if "?" in return_url else "?"
-        return flask.redirect(return_url + separator + txn.ipn_query, code=302)
+        return flask.redirect(with_query(params["vnp_ReturnUrl"], txn.ipn_query), code=302)
 
     def send_ipn(self, query: str) -> None:
         """GET ``ipn_url?query`` (§1.5). Failures are logged only: VNPAY retries on its own schedule."""
-        separator = "&" if "?" in self.ipn_url else "?"
         try:
-            resp = self.http.get(self.ipn_url + separator + query, timeout=IPN_TIMEOUT_SECONDS)
+            resp = self.http.get(with_query(self.ipn_url, query), timeout=IPN_TIMEOUT_SECONDS)
         except requests.RequestException as exc:
             log.warning("vnpay emulator: IPN to %s failed: %s", self.ipn_url, exc)
             return
@@ -307,15 +258,9 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
     # ---- merchant API: querydr (§1.8), refund (§1.9) ---------------------------------------------------
 
     def api(self) -> ResponseReturnValue:
-        slow = self.faults.get("slow")
-        if slow:
-            time.sleep(float(slow))
-        status = self.faults.get("status")
-        if status:
-            return flask.Response(b"emulated failure", status=int(status), content_type="text/plain")
-        if self.faults.get("garbage"):
-            return flask.Response(b"<html>oops", status=200, content_type="text/html")
-
+        fault = apply_faults(self.faults)
+        if fault is not None:
+            return fault
         data = flask.request.get_json(silent=True)
         if not isinstance(data, dict):
             return self._answer({}, "03", "Invalid request format")
@@ -379,7 +324,7 @@ class VnpayEmulatorBlueprint(flask.Blueprint):
                 "vnp_Amount": raw,
                 "vnp_BankCode": txn.bank_code,
                 "vnp_PayDate": txn.pay_date,
-                "vnp_TransactionNo": _random_digits(8),
+                "vnp_TransactionNo": random_digits(8),
                 "vnp_TransactionType": fields["vnp_TransactionType"],
                 "vnp_TransactionStatus": "00",
                 "vnp_OrderInfo": fields.get("vnp_OrderInfo", ""),

@@ -24,9 +24,8 @@ import json
 import logging
 import re
 import secrets
-import threading
-import time
-from collections.abc import Mapping
+import time  # noqa: F401 - tests patch <emulator>.time.sleep, which pages.apply_faults calls
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 from urllib.parse import urlencode
@@ -39,6 +38,18 @@ from gateway.domain.errors import SignatureVerificationError
 from gateway.domain.money import format_vnd
 from providers.base import CallbackRequest, NotificationForge, Outcome
 from providers.emulators import emulator_now
+from providers.emulators.pages import (
+    EMULATOR_NOTE,
+    JSON_HEADERS,
+    Accent,
+    EmulatorBlueprint,
+    apply_faults,
+    invalid_page,
+    page,
+    post_notification,
+    random_digits,
+    with_query,
+)
 from providers.signing import hmac_hex, verify_hmac
 from providers.zalopay import (
     ALGORITHM,
@@ -93,37 +104,15 @@ RETURN_MESSAGES: Final[Mapping[int, str]] = {
 _TRANS_ID_RE: Final = re.compile(r"([0-9]{6})_(.+)", re.DOTALL)
 _DIGITS_RE: Final = re.compile(r"[0-9]+")
 
-_STYLE: Final = """
-body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#eaf3ff;color:#1d2939}
-main{max-width:28rem;margin:0 auto;padding:1rem}
-.card{background:#fff;border-radius:12px;padding:1.25rem;box-shadow:0 1px 3px rgba(0,0,0,.15)}
-h1{font-size:1.2rem;margin:0 0 .25rem;color:#0068ff}
-.note{font-size:.8rem;color:#667085;margin:0 0 1rem}
-.amount{font-size:2rem;font-weight:700;margin:.25rem 0 1rem}
-dl{display:grid;grid-template-columns:max-content 1fr;gap:.4rem .75rem;margin:0 0 1.25rem}
-dt{color:#667085}dd{margin:0;word-break:break-all}
-button{display:block;width:100%;padding:.9rem;margin:.5rem 0;border:0;border-radius:8px;font-size:1rem}
-.ok{background:#0068ff;color:#fff}.cancel{background:#e4e7ec;color:#1d2939}
-.error h1{color:#b42318}
-"""
+ACCENT: Final = Accent("#0068ff", background="#eaf3ff", button="#0068ff")
 
-# render_template_string autoescapes: every value below came from a (merchant-supplied) create request.
-CHECKOUT_PAGE: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ZaloPay (giả lập) - Thanh toán</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-<div class="card">
+# Autoescaped (pages.page): every value below came from a (merchant-supplied) create request.
+CHECKOUT_BODY: Final = (
+    """<div class="card">
 <h1>Cổng thanh toán ZaloPay</h1>
-<p class="note">Môi trường giả lập / Emulator - không có tiền thật được chuyển.</p>
+"""
+    + EMULATOR_NOTE
+    + """
 <div class="amount">{{ amount }} VND</div>
 <dl>
 <dt>Mã giao dịch / app_trans_id</dt><dd>{{ app_trans_id }}</dd>
@@ -136,32 +125,6 @@ CHECKOUT_PAGE: Final = (
 <button class="cancel" type="submit" name="outcome" value="cancel">Hủy giao dịch</button>
 </form>
 </div>
-</main>
-</body>
-</html>
-"""
-)
-
-MESSAGE_PAGE: Final = (
-    """<!doctype html>
-<html lang="vi">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>ZaloPay (giả lập)</title>
-<style>"""
-    + _STYLE
-    + """</style>
-</head>
-<body>
-<main>
-<div class="card{{ ' error' if error else '' }}">
-<h1>{{ title }}</h1>
-<p>{{ message }}</p>
-</div>
-</main>
-</body>
-</html>
 """
 )
 
@@ -221,11 +184,6 @@ def _int(value: Any) -> int | None:
     return None
 
 
-def _random_digits(n: int) -> str:
-    # secrets, not random (ruff S311); no leading zero.
-    return str(10 ** (n - 1) + secrets.randbelow(9 * 10 ** (n - 1)))
-
-
 def _json_of(text: Any, kind: type) -> Any:
     if not isinstance(text, str):
         return None
@@ -236,19 +194,14 @@ def _json_of(text: Any, kind: type) -> Any:
     return value if isinstance(value, kind) else None
 
 
-class ZalopayEmulatorBlueprint(flask.Blueprint):
+class ZalopayEmulatorBlueprint(EmulatorBlueprint):
     """The emulator's routes plus its state: ``orders`` (by app_trans_id), ``refunds`` and ``faults``."""
 
     def __init__(self, provider: ZalopayProvider, *, ipn_url: str, http: requests.Session | None) -> None:
-        super().__init__(BLUEPRINT_NAME, __name__)
+        super().__init__(BLUEPRINT_NAME, __name__, ipn_url=ipn_url, http=http)
         self.provider = provider
-        self.ipn_url = ipn_url
-        self.http = http or requests.Session()
         self.orders: dict[str, EmulatedOrder] = {}
         self.refunds: dict[str, EmulatedRefund] = {}
-        self.faults: dict[str, Any] = {}
-        # Threaded dev servers and e2e tests hit the ledger concurrently.
-        self.lock = threading.Lock()
         self.add_url_rule("/v2/create", view_func=self.create, methods=["POST"])
         self.add_url_rule("/v2/query", view_func=self.query, methods=["POST"])
         self.add_url_rule("/v2/refund", view_func=self.refund, methods=["POST"])
@@ -266,17 +219,6 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
 
     # ---- API plumbing --------------------------------------------------------------------------------
 
-    def _fault(self) -> ResponseReturnValue | None:
-        slow = self.faults.get("slow")
-        if slow:
-            time.sleep(float(slow))
-        status = self.faults.get("status")
-        if status:
-            return flask.Response(b"emulated failure", status=int(status), content_type="text/plain")
-        if self.faults.get("garbage"):
-            return flask.Response(b"<html>oops", status=200, content_type="text/html")
-        return None
-
     @staticmethod
     def _fields() -> dict[str, Any] | None:
         # §3.1: JSON or application/x-www-form-urlencoded.
@@ -286,7 +228,7 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
         return flask.request.form.to_dict()
 
     @staticmethod
-    def _answer(return_code: int, sub_code: int, sub_message: str, **extra: Any) -> ResponseReturnValue:
+    def _answer(return_code: int, sub_code: int, sub_message: str, **extra: Any) -> flask.Response:
         body = {
             "return_code": return_code,
             "return_message": RETURN_MESSAGES.get(return_code, ""),
@@ -309,24 +251,35 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
         # A MAC made with our key but for another app_id is still "illegal app" (-402).
         return str(fields.get("app_id")) == str(self.provider.app_id)
 
-    def _bad_mac(self) -> ResponseReturnValue:
-        return self._answer(2, SUB_BAD_APP_OR_MAC, "ILLEGAL_APP/SIGNATURE_REQUEST")
+    def _api_request(self, mac_data: Callable[[Mapping[str, Any]], str]) -> dict[str, Any] | flask.Response:
+        """Faults, then the fields (-401 if none), then the key1 MAC over ``mac_data``'s string (-402).
 
-    def _bad_data(self, why: str) -> ResponseReturnValue:
-        return self._answer(2, SUB_BAD_DATA, f"ILLEGAL_DATA_REQUEST: {why}")
-
-    # ---- /v2/create (§3.2) ---------------------------------------------------------------------------
-
-    def create(self) -> ResponseReturnValue:
-        fault = self._fault()
+        The MAC first, like ZaloPay: nothing of an unsigned request is looked at."""
+        fault = apply_faults(self.faults)
         if fault is not None:
             return fault
         fields = self._fields()
         if fields is None:
             return self._bad_data("body")
-        # The MAC first, like ZaloPay: nothing of an unsigned request is looked at.
-        if not self._signed(fields, create_mac_data(fields)):
+        if not self._signed(fields, mac_data(fields)):
             return self._bad_mac()
+        return fields
+
+    def _query_mac_data(self, fields: Mapping[str, Any]) -> str:
+        return query_mac_data(fields, self.key1)
+
+    def _bad_mac(self) -> flask.Response:
+        return self._answer(2, SUB_BAD_APP_OR_MAC, "ILLEGAL_APP/SIGNATURE_REQUEST")
+
+    def _bad_data(self, why: str) -> flask.Response:
+        return self._answer(2, SUB_BAD_DATA, f"ILLEGAL_DATA_REQUEST: {why}")
+
+    # ---- /v2/create (§3.2) ---------------------------------------------------------------------------
+
+    def create(self) -> ResponseReturnValue:
+        fields = self._api_request(create_mac_data)
+        if isinstance(fields, flask.Response):
+            return fields
         problem, order = self._new_order(fields)
         if order is None:
             return self._bad_data(problem)
@@ -393,7 +346,7 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
     # ---- checkout page, callback, redirect (§3.3, §3.4) ----------------------------------------------
 
     def _page(self, title: str, message: str, status: int = 400) -> ResponseReturnValue:
-        return flask.render_template_string(MESSAGE_PAGE, title=title, message=message, error=True), status
+        return invalid_page("ZaloPay (giả lập)", title, message, accent=ACCENT, status=status)
 
     def pay(self, app_trans_id: str) -> ResponseReturnValue:
         with self.lock:
@@ -407,8 +360,10 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
             if epoch_ms(emulator_now()) > order.expire_at_ms:
                 return self._page("Giao dịch đã hết hạn / Order expired", app_trans_id)
             if flask.request.method == "GET":
-                return flask.render_template_string(
-                    CHECKOUT_PAGE,
+                return page(
+                    "ZaloPay (giả lập) - Thanh toán",
+                    CHECKOUT_BODY,
+                    accent=ACCENT,
                     amount=format_vnd(order.amount),
                     app_trans_id=order.app_trans_id,
                     description=order.description,
@@ -423,7 +378,7 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
             if outcome == "success":
                 order.status = "paid"
                 order.server_time = epoch_ms(emulator_now())
-                order.zp_trans_id = int(gmt7_yymmdd(emulator_now()) + _random_digits(9))
+                order.zp_trans_id = int(gmt7_yymmdd(emulator_now()) + random_digits(9))
                 order.callback_body = callback_body(self.key2, self._callback_data(order))
                 status = STATUS_PAID
             else:
@@ -441,8 +396,7 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
         if not redirect_url:
             title = "Thanh toán thành công / Paid" if status == STATUS_PAID else "Đã hủy / Cancelled"
             return self._page(title, app_trans_id, 200)
-        separator = "&" if "?" in redirect_url else "?"
-        return flask.redirect(redirect_url + separator + redirect_query, code=302)
+        return flask.redirect(with_query(redirect_url, redirect_query), code=302)
 
     @staticmethod
     def _callback_data(order: EmulatedOrder) -> dict[str, Any]:
@@ -479,29 +433,19 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
 
     def send_callback(self, url: str, body: bytes) -> None:
         """POST the signed callback (§3.3). Failures are logged only: ZaloPay retries on its own."""
-        try:
-            resp = self.http.post(
-                url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=CALLBACK_TIMEOUT_SECONDS,
-            )
-        except requests.RequestException as exc:
-            log.warning("zalopay emulator: callback to %s failed: %s", url, exc)
-            return
-        log.info("zalopay emulator: callback answered HTTP %s %s", resp.status_code, resp.text[:200])
+        what = "zalopay emulator: callback"
+        resp = post_notification(
+            self.http, url, body, headers=JSON_HEADERS, timeout=CALLBACK_TIMEOUT_SECONDS, log=log, what=what
+        )
+        if resp is not None:
+            log.info("%s answered HTTP %s %s", what, resp.status_code, resp.text[:200])
 
     # ---- /v2/query (§3.5) ----------------------------------------------------------------------------
 
     def query(self) -> ResponseReturnValue:
-        fault = self._fault()
-        if fault is not None:
-            return fault
-        fields = self._fields()
-        if fields is None:
-            return self._bad_data("body")
-        if not self._signed(fields, query_mac_data(fields, self.key1)):
-            return self._bad_mac()
+        fields = self._api_request(self._query_mac_data)
+        if isinstance(fields, flask.Response):
+            return fields
         with self.lock:
             order = self.orders.get(str(fields.get("app_trans_id")))
             if order is None:
@@ -528,14 +472,9 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
     # ---- /v2/refund, /v2/query_refund (§3.6) ---------------------------------------------------------
 
     def refund(self) -> ResponseReturnValue:
-        fault = self._fault()
-        if fault is not None:
-            return fault
-        fields = self._fields()
-        if fields is None:
-            return self._bad_data("body")
-        if not self._signed(fields, refund_mac_data(fields)):
-            return self._bad_mac()
+        fields = self._api_request(refund_mac_data)
+        if isinstance(fields, flask.Response):
+            return fields
         m_refund_id = fields.get("m_refund_id")
         # §3.6: m_refund_id is yymmdd_appid_xxxxxxxxxx.
         if not isinstance(m_refund_id, str) or not re.fullmatch(
@@ -566,21 +505,16 @@ class ZalopayEmulatorBlueprint(flask.Blueprint):
                 m_refund_id=m_refund_id,
                 zp_trans_id=zp_trans_id,
                 amount=amount,
-                refund_id=int(_random_digits(15)),
+                refund_id=int(random_digits(15)),
                 status="processing" if amount >= SLOW_REFUND_AMOUNT else "done",
             )
             self.refunds[m_refund_id] = refund
             return self._refund_answer(refund)
 
     def query_refund(self) -> ResponseReturnValue:
-        fault = self._fault()
-        if fault is not None:
-            return fault
-        fields = self._fields()
-        if fields is None:
-            return self._bad_data("body")
-        if not self._signed(fields, query_refund_mac_data(fields)):
-            return self._bad_mac()
+        fields = self._api_request(query_refund_mac_data)
+        if isinstance(fields, flask.Response):
+            return fields
         with self.lock:
             refund = self.refunds.get(str(fields.get("m_refund_id")))
             if refund is None:
