@@ -286,7 +286,9 @@ def import_settlement_command(provider: str, file: str) -> None:
     finally:
         engine.dispose()
     if outcome.already_imported:
-        click.echo(f"{file}: already imported (file {outcome.file_id}, sha256 {outcome.sha256}); nothing to do")
+        click.echo(
+            f"{file}: already imported (file {outcome.file_id}, sha256 {outcome.sha256}); nothing to do"
+        )
         return
     click.echo(
         f"{file}: imported {outcome.line_count} line(s) for {code} (file {outcome.file_id}, "
@@ -328,7 +330,9 @@ def _print_summary(outcome: Any, items: Any, *, limit: int = 30) -> None:
 
 
 @main.command()
-@click.option("--date", "business_date", required=True, help="Business date to reconcile, YYYY-MM-DD (GMT+7).")
+@click.option(
+    "--date", "business_date", required=True, help="Business date to reconcile, YYYY-MM-DD (GMT+7)."
+)
 @click.option("--statement", required=True, type=click.Path(dir_okay=False), help="Bank/treasury statement.")
 @click.option(
     "--format",
@@ -339,7 +343,9 @@ def _print_summary(outcome: Any, items: Any, *, limit: int = 30) -> None:
 )
 @click.option("--dry-run", is_flag=True, help="Report what a run would find; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print {run_id, business_date, totals, items}.")
-def reconcile(business_date: str, statement: str, statement_format: str, dry_run: bool, as_json: bool) -> None:
+def reconcile(
+    business_date: str, statement: str, statement_format: str, dry_run: bool, as_json: bool
+) -> None:
     """Reconcile a business date: statement, provider settlement files and paid attempts (contract §9).
 
     Exit code 0: nothing but matched and pending; 1: discrepancies found; 2: bad input (nothing written).

@@ -1,16 +1,22 @@
 """Reconciliation settings (``RECON_*`` environment variables) and the provider fee schedule.
 
-| variable | meaning | default |
-|---|---|---|
-| ``RECON_SETTLEMENT_WINDOW_DAYS`` | business days a paid attempt / a payout may wait for its counterpart (``pending``) before it is ``missing_in_statement`` | ``2`` |
-| ``RECON_DATE_WINDOW_DAYS`` | ± business days of the "amount + date window" rungs | ``2`` |
-| ``RECON_HOLIDAYS`` | holiday file (:mod:`reconciliation.calendar`) replacing the built-in 2025–2027 list | built in |
-| ``RECON_FEE_SCHEDULE`` | fee schedule file (below); without one no ``fee_variance`` is raised | none |
-| ``RECON_INBOX`` | nightly inbox: ``<inbox>/<source>/`` with source ``statement`` or a provider code | ``<instance>/inbox`` |
-| ``RECON_MAPPINGS`` | folder of column mappings: ``statement.json`` (bank CSV/XLSX), ``<provider>.json`` (settlement layouts) | none |
-| ``RECON_DIRECT_PROVIDERS`` | providers whose payments arrive one by one on the bank statement (not via a settlement file) | ``vietqr`` |
-| ``RECON_QUERY_LIMIT`` | most provider status queries one run makes for ``status_conflict`` items | ``200`` |
-| ``RECON_NIGHTLY_AFTER`` | local time (Asia/Ho_Chi_Minh) after which the nightly job reconciles the previous business day | ``01:00`` |
+Variables (default in brackets):
+
+* ``RECON_SETTLEMENT_WINDOW_DAYS`` [2] — business days a paid attempt or a payout may wait for its
+  counterpart (``pending``) before it is ``missing_in_statement``;
+* ``RECON_DATE_WINDOW_DAYS`` [2] — ± business days of the "amount + date window" rungs;
+* ``RECON_HOLIDAYS`` [built in] — holiday file (:mod:`reconciliation.calendar`) replacing the 2025–2027 list;
+* ``RECON_FEE_SCHEDULE`` [none] — fee schedule file (below); without one no ``fee_variance`` is raised;
+* ``RECON_INBOX`` [``<instance>/inbox``] — nightly inbox, ``<inbox>/<source>/`` with source
+  ``statement`` or a provider code;
+* ``RECON_MAPPINGS`` [none] — folder of column mappings: ``statement.json`` (bank CSV/XLSX),
+  ``<provider>.json`` (settlement layouts);
+* ``RECON_DIRECT_PROVIDERS`` [``vietqr``] — providers whose payments reach the bank statement one by
+  one (not through a provider's settlement file);
+* ``RECON_QUERY_LIMIT`` [200] — most provider status queries one run makes for ``status_conflict``;
+* ``RECON_NIGHTLY_AFTER`` [``01:00``] — local time (Asia/Ho_Chi_Minh) after which the nightly job
+  reconciles the previous business day;
+* ``RECON_INBOX_SETTLE_SECONDS`` [60] — a dropped file is picked up once unchanged for this long.
 
 Fee schedule (``RECON_FEE_SCHEDULE``), JSON, one entry per provider code; every key optional::
 
@@ -122,6 +128,7 @@ class ReconConfig:
     direct_providers: tuple[str, ...] = ("vietqr",)
     query_limit: int = 200
     nightly_after: time = time(1, 0)
+    inbox_settle_seconds: int = 60
 
     def fingerprint(self) -> dict[str, Any]:
         """What of the configuration can change a run's result (stored with the run)."""
@@ -195,4 +202,5 @@ def load_config(env: Mapping[str, str] | None = None, *, instance_path: str = "i
         direct_providers=providers,
         query_limit=_whole(env, "RECON_QUERY_LIMIT", 200, high=100_000),
         nightly_after=after,
+        inbox_settle_seconds=_whole(env, "RECON_INBOX_SETTLE_SECONDS", 60, high=86_400),
     )

@@ -33,7 +33,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from gateway.domain.status import OPEN_ATTEMPT_STATUSES, PAID_ORDER_STATUSES
@@ -217,11 +217,13 @@ class BankLadder:
         db.temp("rc_bk", "provider VARCHAR(32), batch_key TEXT")
         db.x("INSERT INTO rc_bk SELECT DISTINCT provider, batch_key FROM rc_sl")
         db.x(
-            "INSERT INTO rc_bk SELECT DISTINCT p.provider, p.batch_key FROM rc_prev p WHERE p.level = 'payout' "
-            "AND NOT EXISTS (SELECT 1 FROM rc_bk k WHERE k.provider = p.provider AND k.batch_key = p.batch_key)"
+            "INSERT INTO rc_bk SELECT DISTINCT p.provider, p.batch_key FROM rc_prev p "
+            "WHERE p.level = 'payout' AND NOT EXISTS (SELECT 1 FROM rc_bk k "
+            "WHERE k.provider = p.provider AND k.batch_key = p.batch_key)"
         )
         db.x(
-            "DELETE FROM rc_bk WHERE EXISTS (SELECT 1 FROM recon_items i JOIN recon_runs r ON r.id = i.run_id "
+            "DELETE FROM rc_bk WHERE EXISTS (SELECT 1 FROM recon_items i "
+            "JOIN recon_runs r ON r.id = i.run_id "
             "WHERE i.batch_key = rc_bk.batch_key AND i.provider = rc_bk.provider AND i.level = 'payout' "
             "AND i.status = 'closed' AND r.business_date < :d)",
             d=self.d,
@@ -298,11 +300,12 @@ class BankLadder:
         found: dict[str, list[Attempt]] = defaultdict(list)
         for chunk in _chunks(sorted(codes)):
             for r in self.db.xin(
-                _ATTEMPT_SQL + "WHERE o.dossier_code IN :codes ORDER BY o.created_at, o.id, a.created_at, a.id",
+                _ATTEMPT_SQL
+                + "WHERE o.dossier_code IN :codes ORDER BY o.created_at, o.id, a.created_at, a.id",
                 "codes",
                 chunk,
             ):
-                found[r.dossier_code.upper()].append(self._attempt(r))
+                found[r.dossier_code].append(self._attempt(r))
         return found
 
     def _orders_by_dossier(self, codes: set[str]) -> dict[str, list[Any]]:
@@ -314,7 +317,7 @@ class BankLadder:
                 "codes",
                 chunk,
             ):
-                found[r.dossier_code.upper()].append(r)
+                found[r.dossier_code].append(r)
         return found
 
     def _matched_before(self, attempt_id: str) -> bool:
@@ -379,7 +382,11 @@ class BankLadder:
             category="matched" if ok else "amount_mismatch",
             reason="payout matches the settlement batch"
             if ok
-            else ("credit above the settlement batch" if line.gross > batch.expected else "credit below the settlement batch"),
+            else (
+                "credit above the settlement batch"
+                if line.gross > batch.expected
+                else "credit below the settlement batch"
+            ),
             rule=rule,
             expected_amount=None if ok else batch.expected,
             batch_key=batch.key,
@@ -423,12 +430,16 @@ class BankLadder:
                     return
                 self.used_attempts.add(a.id)
                 if line.gross == a.amount:
-                    self._emit(line, category="matched", reason=self._matched_reason(a.id), attempt_id=a.id, **base)
+                    self._emit(
+                        line, category="matched", reason=self._matched_reason(a.id), attempt_id=a.id, **base
+                    )
                 else:
                     self._emit(
                         line,
                         category="amount_mismatch",
-                        reason="transfer above the attempt" if line.gross > a.amount else "transfer below the attempt",
+                        reason="transfer above the attempt"
+                        if line.gross > a.amount
+                        else "transfer below the attempt",
                         expected_amount=a.amount,
                         attempt_id=a.id,
                         **base,
@@ -446,10 +457,17 @@ class BankLadder:
                     )
                     return
                 attempt_status, order_status = self.confirm(a, line)
+                a.status, a.order_status = attempt_status, order_status  # a second line now sees it paid
                 if attempt_status == "succeeded":
                     self.used_attempts.add(a.id)
                 if attempt_status == "succeeded" and order_status in _PAID:
-                    self._emit(line, category="matched", reason="confirmed by bank statement", attempt_id=a.id, **base)
+                    self._emit(
+                        line,
+                        category="matched",
+                        reason="confirmed by bank statement",
+                        attempt_id=a.id,
+                        **base,
+                    )
                 else:
                     self._emit(
                         line,
@@ -459,7 +477,13 @@ class BankLadder:
                         **base,
                     )
                 return
-            self._emit(line, category="status_conflict", reason=f"attempt {a.status} at the gateway", attempt_id=a.id, **base)
+            self._emit(
+                line,
+                category="status_conflict",
+                reason=f"attempt {a.status} at the gateway",
+                attempt_id=a.id,
+                **base,
+            )
             return
         # The reference of a card/wallet attempt arrived as a bank transfer.
         if a.order_status in _PAID:
@@ -475,7 +499,9 @@ class BankLadder:
 
     def _matched_reason(self, attempt_id: str) -> str:
         via = self.db.x("SELECT via FROM recon_confirmations WHERE attempt_id = :a", a=attempt_id).scalar()
-        return {"query": "confirmed by query", "statement": "confirmed by bank statement"}.get(via or "", "exact match")
+        return {"query": "confirmed by query", "statement": "confirmed by bank statement"}.get(
+            via or "", "exact match"
+        )
 
     def _dossiers(self) -> None:
         tokens_by_line: dict[int, list[str]] = {}
@@ -490,12 +516,36 @@ class BankLadder:
                 codes.update(tokens)
         if not codes:
             return
+        # Codes as stored are looked up exactly (upper case); the dossiers of the window's bank
+        # transfers are also compared folded, so a code written with diacritics ("ĐB") still matches.
+        aliases = self._folded_direct_dossiers()
+        codes |= {aliases[c] for c in codes if c in aliases}
         attempts = self._attempts_by_dossier(codes)
         orders = self._orders_by_dossier(codes)
         for line in self._credits():
             for token in tokens_by_line.get(line.id, []):
-                if token in orders and self._for_dossier(line, token, attempts.get(token, []), orders[token]):
+                code = token if token in orders else aliases.get(token, token)
+                if code in orders and self._for_dossier(line, code, attempts.get(code, []), orders[code]):
                     break
+
+    def _folded_direct_dossiers(self) -> dict[str, str]:
+        """fold(code).upper() -> code, for orders of the window's bank-transfer attempts (paid or open)."""
+        out: dict[str, str] = {
+            a.dossier_code and fold(a.dossier_code).upper(): a.dossier_code for a in self.candidates.values()
+        }
+        direct = sorted(self.direct)
+        if direct:
+            lowest = min((a.bd for a in self.candidates.values() if a.bd), default=self.d)
+            for r in self.db.xin(
+                "SELECT DISTINCT o.dossier_code FROM payment_attempts a JOIN orders o ON o.id = a.order_id "
+                "WHERE a.provider IN :providers AND a.status IN ('created', 'redirected', 'unknown') "
+                "AND a.created_at >= :since",
+                "providers",
+                direct,
+                since=datetime.combine(lowest - timedelta(days=31), time(0), tzinfo=UTC),
+            ):
+                out[fold(r.dossier_code).upper()] = r.dossier_code
+        return {k: v for k, v in out.items() if k and k != v.upper()}
 
     def _for_dossier(self, line: Line, code: str, attempts: list[Attempt], orders: list[Any]) -> bool:
         rule = "remittance_dossier"
@@ -586,7 +636,10 @@ class BankLadder:
                 for v in (line.end_to_end_id, line.our_reference, line.bank_reference)
                 if v and v.strip()
             ]
-            found += [((m.group(1) + m.group(2)).upper(), "remittance_reference") for m in _REFERENCE.finditer(line.text)]
+            found += [
+                ((m.group(1) + m.group(2)).upper(), "remittance_reference")
+                for m in _REFERENCE.finditer(line.text)
+            ]
             if found:
                 keys[line.id] = found
                 wanted.update(k for k, _ in found)
@@ -606,9 +659,10 @@ class BankLadder:
         used: set[str] = set()
         for line in debits:
             for key, rule in keys.get(line.id, []):
-                r = refunds.get(key)
-                if r is None or r.id in used:
+                refund = refunds.get(key)
+                if refund is None or refund.id in used:
                     continue
+                r = refund
                 used.add(r.id)
                 amount = int(r.amount)
                 if r.status != "succeeded":
@@ -650,13 +704,19 @@ class BankLadder:
                 None,
                 level="bank",
                 category="missing_in_statement" if missing else "pending",
-                reason="no bank credit within the settlement window" if missing else "awaiting the bank credit",
+                reason="no bank credit within the settlement window"
+                if missing
+                else "awaiting the bank credit",
                 amount=a.amount,
                 bd=a.bd,
                 order_id=a.order_id,
                 attempt_id=a.id,
                 provider=a.provider,
-                refs={"attempt_reference": a.reference, "dossier_code": a.dossier_code, "provider": a.provider},
+                refs={
+                    "attempt_reference": a.reference,
+                    "dossier_code": a.dossier_code,
+                    "provider": a.provider,
+                },
             )
         for batch in self.batches:
             if (batch.provider, batch.key) in self.used_batches:
@@ -666,7 +726,9 @@ class BankLadder:
                 None,
                 level="payout",
                 category="missing_in_statement" if missing else "pending",
-                reason="payout not credited within the settlement window" if missing else "awaiting the payout credit",
+                reason="payout not credited within the settlement window"
+                if missing
+                else "awaiting the payout credit",
                 amount=batch.expected,
                 bd=batch.settle_date,
                 batch_key=batch.key,

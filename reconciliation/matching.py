@@ -38,29 +38,10 @@ from reconciliation.config import FeeSchedule
 from reconciliation.sqlkit import Db, as_date
 from reconciliation.timeutil import VN_TZ
 
-__all__ = ["ITEM_COLUMNS", "Window", "build_candidates", "match_provider_level", "open_window"]
+__all__ = ["Window", "build_candidates", "match_provider_level", "open_window"]
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
-ITEM_COLUMNS = (
-    "level",
-    "lrank",
-    "category",
-    "reason",
-    "detail",
-    "rule",
-    "amount",
-    "expected_amount",
-    "bd",
-    "order_id",
-    "attempt_id",
-    "refund_id",
-    "line_id",
-    "batch_key",
-    "provider",
-    "refs",
-    "status",
-)
 
 LEVEL_RANK = {"provider": 1, "payout": 2, "bank": 3}
 
@@ -97,7 +78,9 @@ def open_window(db: Db, business_date: date) -> Window:
         lower = as_date(prev.business_date)
         assert lower is not None
         return Window(business_date, lower, int(prev.file_watermark), str(prev.id))
-    first = db.x("SELECT MIN(business_date) FROM statement_lines WHERE business_date <= :d", d=business_date).scalar()
+    first = db.x(
+        "SELECT MIN(business_date) FROM statement_lines WHERE business_date <= :d", d=business_date
+    ).scalar()
     start = as_date(first) or business_date
     return Window(business_date, start - timedelta(days=1), 0, None)
 
@@ -123,7 +106,8 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
     )
     db.temp(
         "rc_resolved",
-        "item_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), line_id BIGINT, batch_key TEXT, provider VARCHAR(32)",
+        "item_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), line_id BIGINT, batch_key TEXT, "
+        "provider VARCHAR(32)",
     )
     db.x(
         "INSERT INTO rc_resolved SELECT id, attempt_id, line_id, batch_key, provider "
@@ -135,7 +119,8 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
     db.temp(
         "rc_att",
         "attempt_id VARCHAR(40) PRIMARY KEY, order_id VARCHAR(40), reference VARCHAR(40), "
-        f"provider VARCHAR(32), provider_txn_id TEXT, amount BIGINT, paid_at {ts_type}, bd DATE, direct INTEGER",
+        f"provider VARCHAR(32), provider_txn_id TEXT, amount BIGINT, paid_at {ts_type}, bd DATE, "
+        "direct INTEGER",
     )
     direct = _codes(direct_providers)
     cols = (
@@ -143,7 +128,7 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
         f"{db.local_date('a.paid_at')}, CASE WHEN a.provider IN ({direct}) THEN 1 ELSE 0 END"
     )
     db.x(
-        f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "
+        f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "  # noqa: S608
         "WHERE a.status = 'succeeded' AND a.paid_at >= :lo AND a.paid_at < :hi "
         "AND NOT EXISTS (SELECT 1 FROM recon_items p WHERE p.run_id = :prev AND p.attempt_id = a.id)",
         p,
@@ -151,16 +136,13 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
         hi=win.hi_ts,
     )
     db.x(
-        f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "
+        f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "  # noqa: S608
         "WHERE a.status = 'succeeded' AND a.id IN (SELECT attempt_id FROM rc_prev) "
         "AND NOT EXISTS (SELECT 1 FROM rc_att t WHERE t.attempt_id = a.id)"
     )
 
-    # Lines: booked in the window, late lines of earlier days, carried lines.
-    line_cols = (
-        "l.id, l.file_id, l.provider, l.our_reference, l.provider_txn_id, l.gross, l.fee, l.status, "
-        "l.direction, l.business_date, l.batch_key, l.batch_id"
-    )
+    # Lines: booked in the window, late lines of earlier days, carried lines. A settlement payment line
+    # gets its attempt by our reference on the way in (level a, rung 1), in the same join.
     for table, kind, statuses in (
         ("rc_sl", "settlement", "('success', 'refund')"),
         ("rc_bl", "statement", "('booked')"),
@@ -169,17 +151,34 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
             table,
             "line_id BIGINT PRIMARY KEY, file_id BIGINT, provider VARCHAR(32), our_reference TEXT, "
             "provider_txn_id TEXT, gross BIGINT, fee BIGINT, status VARCHAR(10), direction VARCHAR(6), "
-            "bd DATE, batch_key TEXT, batch_id TEXT",
+            "bd DATE, batch_key TEXT, batch_id TEXT, attempt_id VARCHAR(40), rule VARCHAR(32)",
         )
-        base = f"SELECT {line_cols} FROM statement_lines l WHERE l.kind = '{kind}' AND l.status IN {statuses} "
+        if kind == "settlement":
+            cols = (
+                "l.id, l.file_id, l.provider, l.our_reference, l.provider_txn_id, l.gross, l.fee, l.status, "
+                "l.direction, l.business_date, l.batch_key, l.batch_id, a.id, "
+                "CASE WHEN a.id IS NULL THEN NULL ELSE 'exact_reference' END"
+            )
+            source = (
+                "statement_lines l LEFT JOIN payment_attempts a ON l.status = 'success' "
+                "AND a.reference = l.our_reference AND a.provider = l.provider"
+            )
+        else:
+            cols = (
+                "l.id, l.file_id, l.provider, l.our_reference, l.provider_txn_id, l.gross, l.fee, l.status, "
+                "l.direction, l.business_date, l.batch_key, l.batch_id, NULL, NULL"
+            )
+            source = "statement_lines l"
+        # Every fragment is a constant of this module: no input reaches the SQL text (S608).
+        base = f"SELECT {cols} FROM {source} WHERE l.kind = '{kind}' "  # noqa: S608
+        base += f"AND l.status IN {statuses} "
         db.x(f"INSERT INTO {table} {base} AND l.business_date > :lower AND l.business_date <= :d", p)
         db.x(f"INSERT INTO {table} {base} AND l.file_id > :wm AND l.business_date <= :lower", p)
         db.x(
-            f"INSERT INTO {table} {base} AND l.id IN (SELECT line_id FROM rc_prev) "
+            f"INSERT INTO {table} {base} AND l.id IN (SELECT line_id FROM rc_prev) "  # noqa: S608
             f"AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.line_id = l.id)",
             p,
         )
-    db.index("rc_sl", "provider, batch_key")
     db.analyze("rc_att", "rc_sl", "rc_bl", "rc_prev")
 
 
@@ -199,7 +198,9 @@ def _fee_table(db: Db, fees: FeeSchedule | None) -> None:
     )
 
 
-def deadline_table(db: Db, win: Window, calendar: BusinessCalendar, window_days: int, days: Iterable[date]) -> None:
+def deadline_table(
+    db: Db, win: Window, calendar: BusinessCalendar, window_days: int, days: Iterable[date]
+) -> None:
     """``rc_deadline(bd, missing)``: 1 when business date ``bd`` is past the settlement window at ``D``."""
     db.temp("rc_deadline", "bd DATE PRIMARY KEY, missing INTEGER")
     db.many(
@@ -215,8 +216,13 @@ def attempt_days(db: Db) -> list[date]:
     return [d for d in (as_date(r[0]) for r in db.x("SELECT DISTINCT bd FROM rc_att")) if d is not None]
 
 
-def match_provider_level(db: Db, *, fees: FeeSchedule | None) -> None:
-    """Level (a) into ``rc_items``. Needs ``rc_q`` (query notes) and ``rc_deadline`` to exist."""
+def match_provider_level(db: Db, *, fees: FeeSchedule | None, run_id: str) -> int:
+    """Level (a), written straight into ``recon_items`` (seq 1..n); returns n.
+
+    Needs ``rc_q`` (query notes) and ``rc_deadline``. Each item is linked to the previous run's open
+    item about the same line or attempt (``carried_from``) and inherits a finance resolution of the same
+    subject (a rerun does not reopen what a person closed).
+    """
     _fee_table(db, fees)
 
     # 1. Duplicates: an earlier stored line with the same provider transaction id (or reference).
@@ -233,101 +239,23 @@ def match_provider_level(db: Db, *, fees: FeeSchedule | None) -> None:
         "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = c.line_id) GROUP BY c.line_id"
     )
 
-    # 2. Attempt per payment line: our reference first, else the provider's transaction id.
-    db.temp("rc_m", "line_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), rule VARCHAR(32)")
+    # 2. Payment lines without an attempt by reference: by the provider's transaction id (rung 2).
     db.x(
-        "INSERT INTO rc_m SELECT c.line_id, a.id, 'exact_reference' FROM rc_sl c JOIN payment_attempts a "
-        "ON a.reference = c.our_reference AND a.provider = c.provider WHERE c.status = 'success'"
+        "UPDATE rc_sl SET rule = 'provider_txn_id', attempt_id = (SELECT MIN(a.id) FROM payment_attempts a "
+        "WHERE a.provider_txn_id = rc_sl.provider_txn_id AND a.provider = rc_sl.provider) "
+        "WHERE status = 'success' AND attempt_id IS NULL AND EXISTS (SELECT 1 FROM payment_attempts a "
+        "WHERE a.provider_txn_id = rc_sl.provider_txn_id AND a.provider = rc_sl.provider)"
     )
-    db.x(
-        "INSERT INTO rc_m SELECT c.line_id, MIN(a.id), 'provider_txn_id' FROM rc_sl c JOIN payment_attempts a "
-        "ON a.provider_txn_id = c.provider_txn_id AND a.provider = c.provider WHERE c.status = 'success' "
-        "AND NOT EXISTS (SELECT 1 FROM rc_m m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
-    )
-    db.index("rc_m", "attempt_id")
     # A line found by transaction id for an attempt another line names by reference: a duplicate.
     db.x(
-        "INSERT INTO rc_dup SELECT m.line_id, MIN(r.line_id), 'attempt' FROM rc_m m JOIN rc_m r "
+        "INSERT INTO rc_dup SELECT m.line_id, MIN(r.line_id), 'attempt' FROM rc_sl m JOIN rc_sl r "
         "ON r.attempt_id = m.attempt_id AND r.rule = 'exact_reference' AND r.line_id <> m.line_id "
         "WHERE m.rule = 'provider_txn_id' "
         "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id) "
         "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = r.line_id) GROUP BY m.line_id"
     )
-    db.analyze("rc_dup", "rc_m")
 
-    refs = db.json_object(
-        {
-            "provider": "y.provider",
-            "reference": "y.our_reference",
-            "provider_txn_id": "y.provider_txn_id",
-            "batch_id": "y.batch_id",
-            "attempt_reference": "y.a_reference",
-        }
-    )
-    fee_raw = "(f.fixed + (c.gross * f.bps + 5000) / 10000)"
-    fee_min = f"(CASE WHEN f.min_fee IS NOT NULL AND {fee_raw} < f.min_fee THEN f.min_fee ELSE {fee_raw} END)"
-    fee_expr = (
-        f"CASE WHEN f.provider IS NULL THEN NULL WHEN f.max_fee IS NOT NULL AND {fee_min} > f.max_fee "
-        f"THEN f.max_fee ELSE {fee_min} END"
-    )
-    t = db.text_of
-    db.x(
-        f"""
-        INSERT INTO rc_items ({", ".join(ITEM_COLUMNS)})
-        SELECT 'provider', 1, y.category,
-          CASE y.category
-            WHEN 'duplicate' THEN CASE y.dup_why
-                WHEN 'txn' THEN 'same provider transaction as an earlier line'
-                WHEN 'reference' THEN 'same reference as an earlier line'
-                ELSE 'attempt already matched by another line' END
-            WHEN 'unexpected_in_statement' THEN 'no payment attempt with this reference'
-            WHEN 'status_conflict' THEN COALESCE(y.q_note, 'attempt ' || y.a_status || ' at the gateway')
-            WHEN 'amount_mismatch' THEN CASE WHEN y.gross > y.a_amount
-                THEN 'provider amount above ours' ELSE 'provider amount below ours' END
-            WHEN 'fee_variance' THEN CASE WHEN y.fee > y.exp_fee
-                THEN 'fee above the schedule' ELSE 'fee below the schedule' END
-            ELSE CASE y.via WHEN 'query' THEN 'confirmed by query'
-                WHEN 'statement' THEN 'confirmed by bank statement' ELSE 'exact match' END
-          END,
-          CASE y.category
-            WHEN 'fee_variance' THEN 'fee ' || {t("y.fee")} || ' VND, schedule ' || {t("y.exp_fee")} || ' VND'
-            WHEN 'duplicate' THEN 'first seen as line ' || {t("y.dup_first")}
-            ELSE NULL END,
-          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END,
-          y.gross,
-          CASE WHEN y.category IN ('amount_mismatch', 'status_conflict') AND y.a_amount <> y.gross
-            THEN y.a_amount ELSE NULL END,
-          y.bd, y.order_id,
-          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.attempt_id END,
-          NULL, y.line_id, y.batch_key, y.provider, {refs},
-          CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END
-        FROM (
-          SELECT x.*,
-            CASE WHEN x.dup_why IS NOT NULL THEN 'duplicate'
-                 WHEN x.attempt_id IS NULL THEN 'unexpected_in_statement'
-                 WHEN x.a_status <> 'succeeded' THEN 'status_conflict'
-                 WHEN x.gross <> x.a_amount THEN 'amount_mismatch'
-                 WHEN x.exp_fee IS NOT NULL AND x.fee <> x.exp_fee THEN 'fee_variance'
-                 ELSE 'matched' END AS category
-          FROM (
-            SELECT c.line_id, c.provider, c.our_reference, c.provider_txn_id, c.gross, c.fee, c.bd,
-              c.batch_key, c.batch_id, d.why AS dup_why, d.first_id AS dup_first, m.rule,
-              a.id AS attempt_id, a.order_id, a.amount AS a_amount, a.status AS a_status,
-              a.reference AS a_reference, q.note AS q_note, cf.via, {fee_expr} AS exp_fee
-            FROM rc_sl c
-            LEFT JOIN rc_dup d ON d.line_id = c.line_id
-            LEFT JOIN rc_m m ON m.line_id = c.line_id
-            LEFT JOIN payment_attempts a ON a.id = m.attempt_id
-            LEFT JOIN rc_fee f ON f.provider = c.provider
-            LEFT JOIN rc_q q ON q.attempt_id = a.id
-            LEFT JOIN recon_confirmations cf ON cf.attempt_id = a.id
-            WHERE c.status = 'success'
-          ) x
-        ) y
-        """
-    )
-
-    # Refund lines ↔ the gateway's refunds.
+    # 3. Refund lines ↔ the gateway's refunds.
     db.temp("rc_rm", "line_id BIGINT PRIMARY KEY, refund_id VARCHAR(40), rule VARCHAR(32)")
     db.x(
         "INSERT INTO rc_rm SELECT c.line_id, MIN(r.id), 'provider_txn_id' FROM rc_sl c JOIN refunds r "
@@ -345,32 +273,81 @@ def match_provider_level(db: Db, *, fees: FeeSchedule | None) -> None:
         "JOIN refunds r ON r.attempt_id = a.id AND r.amount = c.gross WHERE c.status = 'refund' "
         "AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
     )
-    refund_refs = db.json_object(
-        {
-            "provider": "y.provider",
-            "reference": "y.our_reference",
-            "provider_txn_id": "y.provider_txn_id",
-            "batch_id": "y.batch_id",
-            "refund_reference": "y.r_reference",
-        }
+    db.analyze("rc_dup")
+
+    t = db.text_of
+    fee_raw = "(f.fixed + (c.gross * f.bps + 5000) / 10000)"
+    fee_min = f"(CASE WHEN f.min_fee IS NOT NULL AND {fee_raw} < f.min_fee THEN f.min_fee ELSE {fee_raw} END)"
+    fee_expr = (
+        f"CASE WHEN f.provider IS NULL THEN NULL WHEN f.max_fee IS NOT NULL AND {fee_min} > f.max_fee "
+        f"THEN f.max_fee ELSE {fee_min} END"
     )
-    db.x(
-        f"""
-        INSERT INTO rc_items ({", ".join(ITEM_COLUMNS)})
-        SELECT 'provider', 1, y.category,
+    payments = f"""
+        SELECT 'provider' AS level, y.category,
+          CASE y.category
+            WHEN 'duplicate' THEN CASE y.dup_why
+                WHEN 'txn' THEN 'same provider transaction as an earlier line'
+                WHEN 'reference' THEN 'same reference as an earlier line'
+                ELSE 'attempt already matched by another line' END
+            WHEN 'unexpected_in_statement' THEN 'no payment attempt with this reference'
+            WHEN 'status_conflict' THEN COALESCE(y.q_note, 'attempt ' || y.a_status || ' at the gateway')
+            WHEN 'amount_mismatch' THEN CASE WHEN y.gross > y.a_amount
+                THEN 'provider amount above ours' ELSE 'provider amount below ours' END
+            WHEN 'fee_variance' THEN CASE WHEN y.fee > y.exp_fee
+                THEN 'fee above the schedule' ELSE 'fee below the schedule' END
+            ELSE CASE y.via WHEN 'query' THEN 'confirmed by query'
+                WHEN 'statement' THEN 'confirmed by bank statement' ELSE 'exact match' END
+          END AS reason,
+          CASE y.category
+            WHEN 'fee_variance' THEN 'fee ' || {t("y.fee")} || ' VND, schedule ' || {t("y.exp_fee")} || ' VND'
+            WHEN 'duplicate' THEN 'first seen as line ' || {t("y.dup_first")}
+            ELSE NULL END AS detail,
+          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END AS rule,
+          y.gross AS amount,
+          CASE WHEN y.category IN ('amount_mismatch', 'status_conflict') AND y.a_amount <> y.gross
+            THEN y.a_amount ELSE NULL END AS expected_amount,
+          y.bd, y.order_id,
+          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.attempt_id END AS attempt_id,
+          NULL AS refund_id, y.line_id, y.batch_key, y.provider,
+          CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END AS status
+        FROM (
+          SELECT x.*,
+            CASE WHEN x.dup_why IS NOT NULL THEN 'duplicate'
+                 WHEN x.attempt_id IS NULL THEN 'unexpected_in_statement'
+                 WHEN x.a_status <> 'succeeded' THEN 'status_conflict'
+                 WHEN x.gross <> x.a_amount THEN 'amount_mismatch'
+                 WHEN x.exp_fee IS NOT NULL AND x.fee <> x.exp_fee THEN 'fee_variance'
+                 ELSE 'matched' END AS category
+          FROM (
+            SELECT c.line_id, c.provider, c.gross, c.fee, c.bd, c.batch_key, d.why AS dup_why,
+              d.first_id AS dup_first, c.rule, a.id AS attempt_id, a.order_id, a.amount AS a_amount,
+              a.status AS a_status, q.note AS q_note, cf.via, {fee_expr} AS exp_fee
+            FROM rc_sl c
+            LEFT JOIN rc_dup d ON d.line_id = c.line_id
+            LEFT JOIN payment_attempts a ON a.id = c.attempt_id
+            LEFT JOIN rc_fee f ON f.provider = c.provider
+            LEFT JOIN rc_q q ON q.attempt_id = a.id
+            LEFT JOIN recon_confirmations cf ON cf.attempt_id = a.id
+            WHERE c.status = 'success'{db.fence}
+          ) x{db.fence}
+        ) y"""  # noqa: S608
+    refunds = """
+        SELECT 'provider' AS level, y.category,
           CASE y.category
             WHEN 'duplicate' THEN 'same provider transaction as an earlier line'
             WHEN 'unexpected_in_statement' THEN 'refund not recorded at the gateway'
             WHEN 'status_conflict' THEN 'refund ' || y.r_status || ' at the gateway'
             WHEN 'amount_mismatch' THEN CASE WHEN y.gross > y.r_amount
                 THEN 'provider refund above ours' ELSE 'provider refund below ours' END
-            ELSE 'refund matched' END,
-          NULL, CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END, y.gross,
+            ELSE 'refund matched' END AS reason,
+          NULL AS detail, CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END AS rule,
+          y.gross AS amount,
           CASE WHEN y.category IN ('amount_mismatch', 'status_conflict') AND y.r_amount <> y.gross
-            THEN y.r_amount ELSE NULL END,
-          y.bd, y.order_id, NULL, CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.refund_id END,
-          y.line_id, y.batch_key, y.provider, {refund_refs},
-          CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END
+            THEN y.r_amount ELSE NULL END AS expected_amount,
+          y.bd, y.order_id, NULL AS attempt_id,
+          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.refund_id END AS refund_id,
+          y.line_id, y.batch_key, y.provider,
+          CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END AS status
         FROM (
           SELECT x.*,
             CASE WHEN x.dup_why IS NOT NULL THEN 'duplicate'
@@ -379,35 +356,51 @@ def match_provider_level(db: Db, *, fees: FeeSchedule | None) -> None:
                  WHEN x.gross <> x.r_amount THEN 'amount_mismatch'
                  ELSE 'matched' END AS category
           FROM (
-            SELECT c.line_id, c.provider, c.our_reference, c.provider_txn_id, c.gross, c.bd, c.batch_key,
-              c.batch_id, d.why AS dup_why, m.rule, r.id AS refund_id, r.order_id, r.amount AS r_amount,
-              r.status AS r_status, r.reference AS r_reference
+            SELECT c.line_id, c.provider, c.gross, c.bd, c.batch_key, d.why AS dup_why, m.rule,
+              r.id AS refund_id, r.order_id, r.amount AS r_amount, r.status AS r_status
             FROM rc_sl c
             LEFT JOIN rc_dup d ON d.line_id = c.line_id
             LEFT JOIN rc_rm m ON m.line_id = c.line_id
             LEFT JOIN refunds r ON r.id = m.refund_id
             WHERE c.status = 'refund'
           ) x
-        ) y
-        """
-    )
-
+        ) y"""
     # Paid attempts no (non-duplicate) provider line matched: pending, then missing.
-    attempt_refs = db.json_object(
-        {"provider": "t.provider", "attempt_reference": "t.reference", "provider_txn_id": "t.provider_txn_id"}
-    )
-    db.x(
-        f"""
-        INSERT INTO rc_items ({", ".join(ITEM_COLUMNS)})
-        SELECT 'provider', 1,
-          CASE WHEN dl.missing = 1 THEN 'missing_in_statement' ELSE 'pending' END,
+    unmatched = """
+        SELECT 'provider' AS level,
+          CASE WHEN dl.missing = 1 THEN 'missing_in_statement' ELSE 'pending' END AS category,
           CASE WHEN dl.missing = 1 THEN 'no provider line within the settlement window'
-               ELSE 'awaiting the provider line' END,
-          NULL, NULL, t.amount, NULL, t.bd, t.order_id, t.attempt_id, NULL, NULL, NULL, t.provider,
-          {attempt_refs}, 'open'
+               ELSE 'awaiting the provider line' END AS reason,
+          NULL AS detail, NULL AS rule, t.amount, NULL AS expected_amount, t.bd, t.order_id, t.attempt_id,
+          NULL AS refund_id, NULL AS line_id, NULL AS batch_key, t.provider,
+          'open' AS status
         FROM rc_att t JOIN rc_deadline dl ON dl.bd = t.bd
         WHERE t.direct = 0 AND NOT EXISTS (
-          SELECT 1 FROM rc_m m WHERE m.attempt_id = t.attempt_id
-          AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id))
-        """
+          SELECT 1 FROM rc_sl m WHERE m.attempt_id = t.attempt_id
+          AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id))"""
+    order = "u.bd, COALESCE(u.line_id, 0), COALESCE(u.attempt_id, ''), COALESCE(u.refund_id, '')"
+    result = db.x(
+        f"""
+        INSERT INTO recon_items (run_id, seq, level, category, reason, detail, rule, amount, expected_amount,
+          business_date, order_id, attempt_id, refund_id, line_id, batch_key, provider, "references", status,
+          carried_from, resolved_at, resolved_by, resolution)
+        SELECT :run, ROW_NUMBER() OVER (ORDER BY {order}), u.level, u.category, u.reason, u.detail, u.rule,
+          u.amount, u.expected_amount, u.bd, u.order_id, u.attempt_id, u.refund_id, u.line_id, u.batch_key,
+          u.provider, NULL, CASE WHEN r.id IS NULL THEN u.status ELSE 'resolved' END,
+          COALESCE(pl.item_id, pa.item_id), r.resolved_at, r.resolved_by,
+          CASE WHEN r.id IS NULL THEN NULL
+               ELSE 'resolved earlier (item ' || {t("r.id")} || '): ' || COALESCE(r.resolution, '') END
+        FROM ({payments} UNION ALL {refunds} UNION ALL {unmatched}) u
+        LEFT JOIN (SELECT line_id, MIN(item_id) AS item_id FROM rc_prev WHERE line_id IS NOT NULL
+                   GROUP BY line_id) pl ON pl.line_id = u.line_id
+        LEFT JOIN (SELECT attempt_id, MIN(item_id) AS item_id FROM rc_prev WHERE attempt_id IS NOT NULL
+                   GROUP BY attempt_id) pa ON pa.attempt_id = u.attempt_id
+        LEFT JOIN (SELECT line_id, MAX(item_id) AS item_id FROM rc_resolved WHERE line_id IS NOT NULL
+                   GROUP BY line_id) rl ON rl.line_id = u.line_id AND u.category <> 'matched'
+        LEFT JOIN (SELECT attempt_id, MAX(item_id) AS item_id FROM rc_resolved WHERE attempt_id IS NOT NULL
+                   GROUP BY attempt_id) ra ON ra.attempt_id = u.attempt_id AND u.category <> 'matched'
+        LEFT JOIN recon_items r ON r.id = COALESCE(rl.item_id, ra.item_id)
+        """,  # noqa: S608
+        run=run_id,
     )
+    return int(result.rowcount or 0)

@@ -32,7 +32,7 @@ from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.domain.references import new_sortable_id
@@ -40,12 +40,11 @@ from gateway.services.clock import Clock, utc_now
 from gateway.services.outbox import emit_client_event
 from gateway.services.payments import apply_notification
 from gateway.storage.db import transaction
-from gateway.storage.models import Order, PaymentAttempt, PortalClient, ReconConfirmation
+from gateway.storage.models import Order, PaymentAttempt, PortalClient, ReconConfirmation, ReconItem
 from providers.base import Notification, Outcome, QueryRequest
 from reconciliation.config import ReconConfig
 from reconciliation.ladder import Attempt, BankLadder, Item, Line
 from reconciliation.matching import (
-    ITEM_COLUMNS,
     LEVEL_RANK,
     Window,
     attempt_days,
@@ -54,16 +53,17 @@ from reconciliation.matching import (
     match_provider_level,
     open_window,
 )
-from reconciliation.sqlkit import Db, as_date
+from reconciliation.sqlkit import Db, as_datetime
 from reconciliation.store import ImportOutcome, import_statement
 from reconciliation.timeutil import VN_TZ
+from reconciliation.views import ITEM_SELECT, item_view
 
 __all__ = [
     "CATEGORIES",
     "DISCREPANCY_CATEGORIES",
     "RULE_VERSION",
     "RunOutcome",
-    "item_view",
+    "iter_items",
     "reconcile",
 ]
 
@@ -85,23 +85,32 @@ CATEGORIES: tuple[str, ...] = (
 )
 DISCREPANCY_CATEGORIES = frozenset(CATEGORIES) - {"matched", "pending"}
 
+#: What the digest covers, per item in ``seq`` order. Lines are named by their provenance (file SHA-256,
+#: row, sub-row), not by their id: a rolled-back dry run consumes PostgreSQL sequence values, so a real
+#: run on the same files stores the same lines under other ids.
 _DIGEST_COLUMNS = (
-    "seq",
-    "level",
-    "category",
-    "reason",
-    "rule",
-    "amount",
-    "expected_amount",
-    "business_date",
-    "order_id",
-    "attempt_id",
-    "refund_id",
-    "line_id",
-    "batch_key",
-    "provider",
-    "status",
-    "carried_from",
+    "i.seq",
+    "i.level",
+    "i.category",
+    "i.reason",
+    "i.rule",
+    "i.amount",
+    "i.expected_amount",
+    "i.business_date",
+    "i.order_id",
+    "i.attempt_id",
+    "i.refund_id",
+    "f.sha256",
+    "l.row",
+    "l.sub_row",
+    "i.batch_key",
+    "i.provider",
+    "i.status",
+    "i.carried_from",
+)
+_DIGEST_FROM = (
+    "FROM recon_items i LEFT JOIN statement_lines l ON l.id = i.line_id "
+    "LEFT JOIN statement_files f ON f.id = l.file_id WHERE i.run_id = :run"
 )
 
 
@@ -133,24 +142,6 @@ class RunOutcome:
 ItemSink = Callable[[RunOutcome, Iterator[dict[str, Any]]], None]
 
 
-def item_view(row: Any) -> dict[str, Any]:
-    """contract §9 item: category, reason, rule, amount, expected_amount, business_date, order_id, references."""
-    refs = row.references
-    if isinstance(refs, str):
-        refs = json.loads(refs)
-    bd = as_date(row.business_date)
-    return {
-        "category": row.category,
-        "reason": row.reason,
-        "rule": row.rule,
-        "amount": int(row.amount),
-        "expected_amount": None if row.expected_amount is None else int(row.expected_amount),
-        "business_date": bd.isoformat() if bd else None,
-        "order_id": row.order_id,
-        "references": {k: v for k, v in sorted((refs or {}).items()) if v is not None},
-    }
-
-
 # -- step 1: provider queries -----------------------------------------------------------------------
 
 
@@ -172,39 +163,45 @@ def _to_query(sessions: sessionmaker[Session], business_date: date) -> list[_Que
             "OR l.id IN (SELECT i.line_id FROM recon_items i WHERE i.run_id = :prev AND i.status = 'open'))"
         )
         rows = db.x(
-            "SELECT DISTINCT a.id, a.provider, a.reference, a.amount, a.created_at, a.provider_txn_id, "
-            "o.dossier_code FROM statement_lines l "
-            "JOIN payment_attempts a ON a.provider = l.provider AND a.reference = l.our_reference "
-            "JOIN orders o ON o.id = a.order_id "
-            "WHERE l.kind = 'settlement' AND l.status = 'success' "
-            f"AND a.status IN ('created', 'redirected', 'unknown') AND {window} ORDER BY a.id",
+            "SELECT a.id, a.provider, a.reference, a.amount, a.created_at, a.provider_txn_id, "  # noqa: S608
+            "a.provider_data, "
+            "o.dossier_code FROM payment_attempts a JOIN orders o ON o.id = a.order_id "
+            "WHERE a.status IN ('created', 'redirected', 'unknown') "
+            "AND EXISTS (SELECT 1 FROM statement_lines l "
+            "WHERE l.provider = a.provider AND l.our_reference = a.reference AND l.kind = 'settlement' "
+            f"AND l.status = 'success' AND {window}) ORDER BY a.id",
             d=business_date,
             lower=win.lower,
             wm=win.watermark,
             prev=win.prev_run_id or "",
         ).all()
-        out = []
-        for r in rows:
-            attempt = session.get(PaymentAttempt, r.id)
-            assert attempt is not None
-            out.append(
-                _Query(
-                    attempt_id=r.id,
-                    provider=r.provider,
-                    request=QueryRequest(
-                        reference=r.reference,
-                        amount=int(r.amount),
-                        created_at=attempt.created_at,
-                        order_info=f"Thanh toan ho so {r.dossier_code}",
-                        provider_txn_id=r.provider_txn_id,
-                        provider_data=dict(attempt.provider_data or {}),
-                    ),
-                )
+    out = []
+    for r in rows:
+        data = r.provider_data
+        if isinstance(data, str):
+            data = json.loads(data)
+        created = as_datetime(r.created_at)
+        assert created is not None
+        out.append(
+            _Query(
+                attempt_id=r.id,
+                provider=r.provider,
+                request=QueryRequest(
+                    reference=r.reference,
+                    amount=int(r.amount),
+                    created_at=created,
+                    order_info=f"Thanh toan ho so {r.dossier_code}",
+                    provider_txn_id=r.provider_txn_id,
+                    provider_data=dict(data or {}),
+                ),
             )
-        return out
+        )
+    return out
 
 
-def _ask_providers(queries: list[_Query], registry: Any, limit: int) -> dict[str, tuple[str, Notification | None]]:
+def _ask_providers(
+    queries: list[_Query], registry: Any, limit: int
+) -> dict[str, tuple[str, Notification | None]]:
     """``attempt_id -> (note for the item, the provider's answer)``; never inside a transaction."""
     answers: dict[str, tuple[str, Notification | None]] = {}
     asked = 0
@@ -232,112 +229,91 @@ def _ask_providers(queries: list[_Query], registry: Any, limit: int) -> dict[str
 # -- step 2: the run ---------------------------------------------------------------------------------
 
 
-def _items_table(db: Db) -> None:
-    db.temp(
-        "rc_items",
-        "level VARCHAR(16), lrank INTEGER, category VARCHAR(32), reason VARCHAR(120), detail TEXT, "
-        "rule VARCHAR(32), amount BIGINT, expected_amount BIGINT, bd DATE, order_id VARCHAR(40), "
-        "attempt_id VARCHAR(40), refund_id VARCHAR(40), line_id BIGINT, batch_key TEXT, provider VARCHAR(32), "
-        "refs TEXT, status VARCHAR(16), carried_from BIGINT, resolved_from BIGINT",
+def _refs(refs: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in sorted(refs.items()) if v is not None}
+
+
+def _sort_key(it: Item) -> tuple[Any, ...]:
+    return (
+        LEVEL_RANK[it.level],
+        it.bd,
+        it.line_id or 0,
+        it.attempt_id or "",
+        it.refund_id or "",
+        it.provider or "",
+        it.batch_key or "",
     )
 
 
-def _refs_json(refs: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in sorted(refs.items()) if v is not None}, ensure_ascii=False, sort_keys=True)
+def _store_ladder_items(db: Db, run_id: str, items: list[Item], *, offset: int) -> None:
+    """The statement-level items, after level (a)'s: ``seq`` continues at ``offset + 1``.
 
-
-def _insert_items(db: Db, items: list[Item]) -> None:
-    cols = ", ".join(ITEM_COLUMNS)
-    values = ", ".join(f":{c}" for c in ITEM_COLUMNS)
-    rows = [
-        {
-            "level": it.level,
-            "lrank": LEVEL_RANK[it.level],
-            "category": it.category,
-            "reason": it.reason,
-            "detail": it.detail,
-            "rule": it.rule,
-            "amount": it.amount,
-            "expected_amount": it.expected_amount,
-            "bd": it.bd,
-            "order_id": it.order_id,
-            "attempt_id": it.attempt_id,
-            "refund_id": it.refund_id,
-            "line_id": it.line_id,
-            "batch_key": it.batch_key,
-            "provider": it.provider,
-            "refs": _refs_json(it.refs),
-            "status": "closed" if it.category == "matched" else "open",
-        }
-        for it in items
-    ]
-    for i in range(0, len(rows), 1000):
-        db.many(f"INSERT INTO rc_items ({cols}) VALUES ({values})", rows[i : i + 1000])
-
-
-def _link_history(db: Db) -> None:
-    """``carried_from``: the previous run's open item about the same line, attempt or payout.
-
-    ``resolved_from``: an item about the same subject that finance resolved (in any run): a rerun
-    does not reopen what a person closed.
+    Linked like level (a)'s (matching.match_provider_level): ``carried_from`` the previous run's open
+    item about the same line, attempt or payout; a finance resolution of the same subject is inherited.
     """
-    db.x(
-        "UPDATE rc_items SET carried_from = (SELECT MIN(p.item_id) FROM rc_prev p WHERE p.line_id = rc_items.line_id) "
-        "WHERE line_id IN (SELECT line_id FROM rc_prev WHERE line_id IS NOT NULL)"
-    )
-    db.x(
-        "UPDATE rc_items SET carried_from = (SELECT MIN(p.item_id) FROM rc_prev p "
-        "WHERE p.attempt_id = rc_items.attempt_id) WHERE carried_from IS NULL "
-        "AND attempt_id IN (SELECT attempt_id FROM rc_prev WHERE attempt_id IS NOT NULL)"
-    )
-    db.x(
-        "UPDATE rc_items SET carried_from = (SELECT MIN(p.item_id) FROM rc_prev p WHERE p.level = 'payout' "
-        "AND p.provider = rc_items.provider AND p.batch_key = rc_items.batch_key) "
-        "WHERE carried_from IS NULL AND level = 'payout' AND EXISTS (SELECT 1 FROM rc_prev p "
-        "WHERE p.level = 'payout' AND p.provider = rc_items.provider AND p.batch_key = rc_items.batch_key)"
-    )
-    db.x(
-        "UPDATE rc_items SET resolved_from = (SELECT MAX(r.item_id) FROM rc_resolved r "
-        "WHERE r.line_id = rc_items.line_id) WHERE category <> 'matched' "
-        "AND line_id IN (SELECT line_id FROM rc_resolved WHERE line_id IS NOT NULL)"
-    )
-    db.x(
-        "UPDATE rc_items SET resolved_from = (SELECT MAX(r.item_id) FROM rc_resolved r "
-        "WHERE r.attempt_id = rc_items.attempt_id) WHERE category <> 'matched' AND resolved_from IS NULL "
-        "AND attempt_id IN (SELECT attempt_id FROM rc_resolved WHERE attempt_id IS NOT NULL)"
-    )
-    db.x(
-        "UPDATE rc_items SET resolved_from = (SELECT MAX(r.item_id) FROM rc_resolved r "
-        "WHERE r.provider = rc_items.provider AND r.batch_key = rc_items.batch_key) "
-        "WHERE category <> 'matched' AND resolved_from IS NULL AND level = 'payout' AND line_id IS NULL "
-        "AND EXISTS (SELECT 1 FROM rc_resolved r WHERE r.provider = rc_items.provider "
-        "AND r.batch_key = rc_items.batch_key)"
-    )
-
-
-_ORDER = (
-    "i.lrank, i.bd, COALESCE(i.line_id, 0), COALESCE(i.attempt_id, ''), COALESCE(i.refund_id, ''), "
-    "COALESCE(i.provider, ''), COALESCE(i.batch_key, '')"
-)
-
-
-def _store_items(db: Db, run_id: str) -> None:
-    db.x(
-        f"""
-        INSERT INTO recon_items (run_id, seq, level, category, reason, detail, rule, amount, expected_amount,
-          business_date, order_id, attempt_id, refund_id, line_id, batch_key, provider, "references", status,
-          carried_from, resolved_at, resolved_by, resolution)
-        SELECT :run, ROW_NUMBER() OVER (ORDER BY {_ORDER}), i.level, i.category, i.reason, i.detail, i.rule,
-          i.amount, i.expected_amount, i.bd, i.order_id, i.attempt_id, i.refund_id, i.line_id, i.batch_key,
-          i.provider, {db.json_param("i.refs")},
-          CASE WHEN r.id IS NOT NULL THEN 'resolved' ELSE i.status END,
-          i.carried_from, r.resolved_at, r.resolved_by,
-          CASE WHEN r.id IS NOT NULL THEN 'resolved earlier (item ' || {db.text_of("r.id")} || '): '
-            || COALESCE(r.resolution, '') ELSE NULL END
-        FROM rc_items i LEFT JOIN recon_items r ON r.id = i.resolved_from
-        """,
-        run=run_id,
-    )
+    carried: dict[tuple[str, Any], int] = {}
+    for r in db.x(
+        "SELECT item_id, level, attempt_id, line_id, provider, batch_key FROM rc_prev ORDER BY item_id"
+    ):
+        if r.line_id is not None:
+            carried.setdefault(("line", int(r.line_id)), int(r.item_id))
+        if r.attempt_id is not None:
+            carried.setdefault(("attempt", r.attempt_id), int(r.item_id))
+        if r.level == "payout" and r.batch_key is not None:
+            carried.setdefault(("batch", (r.provider, r.batch_key)), int(r.item_id))
+    resolved: dict[tuple[str, Any], Any] = {}
+    for r in db.x(
+        "SELECT i.id, i.attempt_id, i.line_id, i.provider, i.batch_key, i.level, i.resolved_at, "
+        "i.resolved_by, "
+        "i.resolution FROM recon_items i JOIN rc_resolved r ON r.item_id = i.id ORDER BY i.id"
+    ):
+        if r.line_id is not None:
+            resolved[("line", int(r.line_id))] = r
+        if r.attempt_id is not None:
+            resolved[("attempt", r.attempt_id)] = r
+        if r.level == "payout" and r.batch_key is not None and r.line_id is None:
+            resolved[("batch", (r.provider, r.batch_key))] = r
+    rows = []
+    for seq, it in enumerate(sorted(items, key=_sort_key), start=offset + 1):
+        keys: list[tuple[str, Any]] = [("line", it.line_id), ("attempt", it.attempt_id)]
+        if it.level == "payout":
+            keys.append(("batch", (it.provider, it.batch_key)))
+        carried_from = next((carried[k] for k in keys if k in carried), None)
+        earlier = None
+        if it.category != "matched":
+            earlier = next((resolved[k] for k in keys if k in resolved), None)
+        rows.append(
+            {
+                "run_id": run_id,
+                "seq": seq,
+                "level": it.level,
+                "category": it.category,
+                "reason": it.reason,
+                "detail": it.detail,
+                "rule": it.rule,
+                "amount": it.amount,
+                "expected_amount": it.expected_amount,
+                "business_date": it.bd,
+                "order_id": it.order_id,
+                "attempt_id": it.attempt_id,
+                "refund_id": it.refund_id,
+                "line_id": it.line_id,
+                "batch_key": it.batch_key,
+                "provider": it.provider,
+                "references": _refs(it.refs),
+                "status": "resolved"
+                if earlier is not None
+                else ("closed" if it.category == "matched" else "open"),
+                "carried_from": carried_from,
+                "resolved_at": as_datetime(earlier.resolved_at) if earlier is not None else None,
+                "resolved_by": earlier.resolved_by if earlier is not None else None,
+                "resolution": f"resolved earlier (item {earlier.id}): {earlier.resolution or ''}"
+                if earlier is not None
+                else None,
+            }
+        )
+    for i in range(0, len(rows), 1000):
+        db.conn.execute(insert(ReconItem), rows[i : i + 1000])
 
 
 def _totals(db: Db, run_id: str) -> dict[str, dict[str, int]]:
@@ -358,9 +334,22 @@ def _stream(db: Db, sql: str, **params: Any) -> Iterator[Any]:
 
 
 def _digest(db: Db, run_id: str) -> str:
+    """SHA-256 of the run's items in ``seq`` order, one ``|``-joined line per item (NULL as empty).
+
+    PostgreSQL computes it in the database (one pass, no rows shipped); elsewhere Python streams them.
+    Both spell the values the same way, so the digest does not depend on who computed it.
+    """
+    cols = list(_DIGEST_COLUMNS)
+    if db.pg:
+        parts = ", ".join(f"COALESCE(CAST({c} AS TEXT), '')" for c in cols)
+        value = db.x(
+            "SELECT encode(sha256(convert_to(COALESCE(string_agg(concat_ws('|', "
+            f"{parts}) || chr(10), '' ORDER BY i.seq), ''), 'UTF8')), 'hex') {_DIGEST_FROM}",
+            run=run_id,
+        ).scalar_one()
+        return str(value)
     digest = hashlib.sha256()
-    cols = ", ".join(_DIGEST_COLUMNS)
-    for row in _stream(db, f"SELECT {cols} FROM recon_items WHERE run_id = :run ORDER BY seq", run=run_id):
+    for row in _stream(db, f"SELECT {', '.join(cols)} {_DIGEST_FROM} ORDER BY i.seq", run=run_id):
         values = []
         for value in row:
             if value is None:
@@ -374,15 +363,12 @@ def _digest(db: Db, run_id: str) -> str:
 
 
 def iter_items(db: Db, run_id: str, category: str | None = None) -> Iterator[dict[str, Any]]:
-    where = "run_id = :run" + (" AND category = :category" if category else "")
-    sql = (
-        "SELECT category, reason, rule, amount, expected_amount, business_date, order_id, \"references\" "
-        f"FROM recon_items WHERE {where} ORDER BY seq"
-    )
+    """contract §9 items of a run in ``seq`` order, streamed (flat memory for a million)."""
+    sql = ITEM_SELECT + "WHERE i.run_id = :run" + (" AND i.category = :category" if category else "")
     params: dict[str, Any] = {"run": run_id}
     if category:
         params["category"] = category
-    for row in _stream(db, sql, **params):
+    for row in _stream(db, sql + " ORDER BY i.seq", **params):
         yield item_view(row)
 
 
@@ -390,7 +376,7 @@ def _inputs(db: Db, statement: ImportOutcome | None) -> dict[str, Any]:
     files = [
         {"sha256": r.sha256, "kind": r.kind, "source": r.source, "filename": r.filename}
         for r in db.x(
-            "SELECT sha256, kind, source, filename FROM statement_files WHERE id IN "
+            "SELECT sha256, kind, source, filename FROM statement_files WHERE id IN "  # noqa: S608
             "(SELECT file_id FROM rc_sl UNION SELECT file_id FROM rc_bl"
             + (" UNION SELECT :sid" if statement else "")
             + ") ORDER BY sha256",
@@ -421,7 +407,14 @@ class _Confirmer:
             paid_at=paid_at,
             raw={"statement_line_id": line.id},
         )
-        apply_notification(self.session, attempt.provider, note, source="reconciliation", now=self.now, base_url=self.base_url)
+        apply_notification(
+            self.session,
+            attempt.provider,
+            note,
+            source="reconciliation",
+            now=self.now,
+            base_url=self.base_url,
+        )
         self.session.flush()
         row = self.session.get(PaymentAttempt, attempt.id, populate_existing=True)
         order = self.session.get(Order, attempt.order_id, populate_existing=True)
@@ -430,7 +423,11 @@ class _Confirmer:
         if row.status == "succeeded" and self.session.get(ReconConfirmation, attempt.id) is None:
             self.session.add(
                 ReconConfirmation(
-                    attempt_id=attempt.id, run_id=self.run_id, via="statement", line_id=line.id, created_at=self.now
+                    attempt_id=attempt.id,
+                    run_id=self.run_id,
+                    via="statement",
+                    line_id=line.id,
+                    created_at=self.now,
                 )
             )
             self.session.flush()
@@ -448,16 +445,21 @@ def _apply_answers(
 ) -> None:
     db.temp("rc_q", "attempt_id VARCHAR(40) PRIMARY KEY, note VARCHAR(120)")
     rows = []
-    for attempt_id, (note_text, note) in sorted(answers.items()):
+    for attempt_id, (said, note) in sorted(answers.items()):
+        note_text = said
         attempt = session.get(PaymentAttempt, attempt_id)
         if note is not None and note.outcome is Outcome.SUCCEEDED and attempt is not None:
-            apply_notification(session, attempt.provider, note, source="reconciliation", now=now, base_url=base_url)
+            apply_notification(
+                session, attempt.provider, note, source="reconciliation", now=now, base_url=base_url
+            )
             session.flush()
             attempt = session.get(PaymentAttempt, attempt_id, populate_existing=True)
             if attempt is not None and attempt.status == "succeeded":
                 if session.get(ReconConfirmation, attempt_id) is None:
                     session.add(
-                        ReconConfirmation(attempt_id=attempt_id, run_id=run_id, via="query", line_id=None, created_at=now)
+                        ReconConfirmation(
+                            attempt_id=attempt_id, run_id=run_id, via="query", line_id=None, created_at=now
+                        )
                     )
                     session.flush()
                 continue
@@ -516,7 +518,9 @@ def reconcile(
         conn = session.connection()
         db = Db(conn)
         if db.pg:
-            db.x("SET LOCAL work_mem = '64MB'")
+            # One run at a time (two would each take the other's previous run as their own).
+            db.x("SELECT pg_advisory_xact_lock(hashtext('gateway:reconciliation-run'))")
+            db.x("SET LOCAL work_mem = '128MB'")
         imported = None
         if statement is not None:
             imported = import_statement(
@@ -533,8 +537,7 @@ def reconcile(
         watermark = int(db.x("SELECT COALESCE(MAX(id), 0) FROM statement_files").scalar_one())
         build_candidates(db, win, direct_providers=config.direct_providers)
         deadline_table(db, win, config.calendar, config.settlement_window_days, attempt_days(db))
-        _items_table(db)
-        match_provider_level(db, fees=config.fee_schedule)
+        level_a = match_provider_level(db, fees=config.fee_schedule, run_id=run_id)
         ladder = BankLadder(
             db,
             business_date=business_date,
@@ -544,11 +547,11 @@ def reconcile(
             direct_providers=config.direct_providers,
             confirm=_Confirmer(session, run_id, now, base_url),
         )
-        _insert_items(db, ladder.run())
-        _link_history(db)
+        _store_ladder_items(db, run_id, ladder.run(), offset=level_a)
         inputs = _inputs(db, imported)
         db.x(
-            "INSERT INTO recon_runs (id, business_date, window_from, status, \"trigger\", actor, started_at, "
+            'INSERT INTO recon_runs (id, business_date, window_from, status, "trigger", '  # noqa: S608
+            "actor, started_at, "
             "finished_at, rule_version, settings, inputs, totals, item_count, digest, previous_run_id, "
             f"file_watermark) VALUES (:id, :d, :wf, 'completed', :trigger, :actor, :started, NULL, :rv, "
             f"{db.json_param(':settings')}, {db.json_param(':inputs')}, {db.json_param(':totals')}, 0, '', "
@@ -566,14 +569,14 @@ def reconcile(
             prev=win.prev_run_id,
             wm=watermark,
         )
-        _store_items(db, run_id)
         db.drop_temps()
         totals = _totals(db, run_id)
         count = sum(t["count"] for t in totals.values())
         digest = _digest(db, run_id)
         finished = clock()
         db.x(
-            f"UPDATE recon_runs SET totals = {db.json_param(':totals')}, item_count = :n, digest = :digest, "
+            f"UPDATE recon_runs SET totals = {db.json_param(':totals')}, "  # noqa: S608
+            "item_count = :n, digest = :digest, "
             "finished_at = :finished WHERE id = :id",
             totals=json.dumps(totals),
             n=count,

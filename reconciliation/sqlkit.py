@@ -7,7 +7,9 @@ bound in raw SQL) live here.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import Connection, CursorResult, bindparam, text
 
 __all__ = ["Db", "as_date", "as_datetime"]
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 
 
@@ -62,7 +65,12 @@ class Db:
 
     def x(self, sql: str, params: dict[str, Any] | None = None, /, **kw: Any) -> CursorResult[Any]:
         merged = {**(params or {}), **kw}
-        return self.conn.execute(text(sql), {k: self.bind(v) for k, v in merged.items()})
+        if not log.isEnabledFor(logging.DEBUG):
+            return self.conn.execute(text(sql), {k: self.bind(v) for k, v in merged.items()})
+        started = time.perf_counter()
+        result = self.conn.execute(text(sql), {k: self.bind(v) for k, v in merged.items()})
+        log.debug("%.3f s  %s", time.perf_counter() - started, " ".join(sql.split())[:120])
+        return result
 
     def xin(self, sql: str, name: str, values: list[Any], /, **kw: Any) -> CursorResult[Any]:
         """``sql`` with ``IN :name`` expanded to ``values`` (callers chunk long lists)."""
@@ -84,11 +92,18 @@ class Db:
         return f"date({column}, '+7 hours')"
 
     def json_object(self, pairs: dict[str, str]) -> str:
-        """SQL building a JSON object text from ``{key: sql expression}``."""
+        """SQL building a JSON object (for a JSON column) from ``{key: sql expression}``; PostgreSQL drops
+        the null members, SQLite keeps them (readers drop them: runs.item_view)."""
         args = ", ".join(f"'{k}', {v}" for k, v in pairs.items())
         if self.pg:
-            return f"CAST(json_strip_nulls(json_build_object({args})) AS TEXT)"
+            return f"json_strip_nulls(json_build_object({args}))"
         return f"json_object({args})"
+
+    @property
+    def fence(self) -> str:
+        """Appended to a subquery: stops PostgreSQL from inlining it, so a CASE computed there is
+        evaluated once per row instead of once per use (SQLite evaluates it once anyway)."""
+        return " OFFSET 0" if self.pg else ""
 
     def json_param(self, placeholder: str) -> str:
         return f"CAST({placeholder} AS JSON)" if self.pg else placeholder

@@ -50,7 +50,7 @@ from reconciliation.settlement import (
     load_settlement_layout,
     scan_settlement,
 )
-from reconciliation.tabular import ColumnMapping
+from reconciliation.tabular import ColumnMapping, TableKind
 from reconciliation.textnorm import fold
 
 __all__ = ["ImportOutcome", "import_settlement", "import_statement", "known_file"]
@@ -245,7 +245,7 @@ class _LineWriter:
 
     def _flush(self) -> None:
         if self._batch:
-            self.conn.execute(insert(ReconLine.__table__), self._batch)
+            self.conn.execute(insert(ReconLine), self._batch)
             self._batch = []
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -271,9 +271,8 @@ def _new_file(
     actor: str,
     now: datetime,
 ) -> int:
-    table = ReconFile.__table__
     stmt = (
-        insert(table)
+        insert(ReconFile)
         .values(
             sha256=sha,
             kind=kind,
@@ -288,12 +287,14 @@ def _new_file(
             total_credit=0,
             total_debit=0,
         )
-        .returning(table.c.id)
+        .returning(ReconFile.id)
     )
     return int(conn.execute(stmt).scalar_one())
 
 
-def _finish(conn: Connection, file_id: int, tally: _Tally, *, headers: list[dict[str, Any]] | None = None) -> None:
+def _finish(
+    conn: Connection, file_id: int, tally: _Tally, *, headers: list[dict[str, Any]] | None = None
+) -> None:
     values: dict[str, Any] = {
         "line_count": tally.count,
         "total_credit": tally.credit,
@@ -303,7 +304,7 @@ def _finish(conn: Connection, file_id: int, tally: _Tally, *, headers: list[dict
     }
     if headers is not None:
         values["headers"] = headers
-    conn.execute(update(ReconFile.__table__).where(ReconFile.id == file_id).values(**values))
+    conn.execute(update(ReconFile).where(ReconFile.id == file_id).values(**values))
     if conn.dialect.name == "postgresql" and tally.count >= 10_000:
         # A run usually follows a big import at once: give the planner fresh statistics.
         conn.execute(text("ANALYZE statement_lines"))
@@ -386,7 +387,7 @@ def import_settlement(
     sha = file_sha256(path)
     if known_file(conn, sha) is not None:
         return _existing(conn, sha)
-    fmt = "xlsx" if detect_format(path) == "xlsx" else "csv"
+    fmt: TableKind = "xlsx" if detect_format(path) == "xlsx" else "csv"
     source = f"settlement:{code}"
     file_id = _new_file(
         conn,

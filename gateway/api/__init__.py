@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from gateway.api import events, health, orders, providers_api, refunds
+from gateway.api import events, health, orders, providers_api, reconciliation, refunds
 
 
 def init_api(app: Flask) -> Api:
@@ -33,5 +33,6 @@ def init_api(app: Flask) -> Api:
     api.register_blueprint(refunds.blp)
     api.register_blueprint(events.blp)
     api.register_blueprint(providers_api.blp)
+    api.register_blueprint(reconciliation.blp)
     app.register_blueprint(health.bp)
     return api

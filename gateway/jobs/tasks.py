@@ -54,6 +54,13 @@ def end_key_overlaps(svc: Services) -> int:
         return end_expired_overlaps(session, now=svc.clock())
 
 
+def reconcile_nightly(svc: Services) -> int:
+    """Import the reconciliation inbox; once a night, reconcile the previous business day (issue 6.5)."""
+    from reconciliation.inbox import nightly
+
+    return nightly(svc).handled
+
+
 @dataclass(frozen=True)
 class Job:
     name: str
@@ -67,6 +74,7 @@ JOBS: tuple[Job, ...] = (
     Job("expire_orders", expire_orders, 60),
     Job("purge_idempotency_keys", purge_idempotency_keys, 3600),
     Job("end_key_overlaps", end_key_overlaps, 300),
+    Job("reconcile_nightly", reconcile_nightly, 300),
 )
 JOBS_BY_NAME = {job.name: job for job in JOBS}
 

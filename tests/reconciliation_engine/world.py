@@ -126,7 +126,9 @@ class World:
             session.add_all([order, attempt])
         return Paid(order.id, attempt.id, reference, amount, dossier, provider)
 
-    def refund(self, paid: Paid, amount: int, *, status: str = "succeeded", provider_reference: str | None = None) -> str:
+    def refund(
+        self, paid: Paid, amount: int, *, status: str = "succeeded", provider_reference: str | None = None
+    ) -> str:
         with transaction(self.sessions) as session:
             refund = Refund(
                 id=new_id("ref"),
@@ -159,6 +161,19 @@ class World:
     def statement(self, entries: list[Entry], *, opening: int = 125_000_000, name: str = "stmt.xml") -> Path:
         return self.write(name, camt_document([camt_statement(entries, opening=opening)]))
 
+    def import_settlement(self, path: Path, provider: str = "vnpay") -> Any:
+        from reconciliation.store import import_settlement
+
+        with self.sessions() as session:
+            outcome = import_settlement(
+                session.connection(), path, provider, actor="test", now=datetime(2025, 10, 16, tzinfo=UTC)
+            )
+            session.commit()
+        return outcome
+
+    def settle(self, rows: list[str], provider: str = "vnpay") -> Any:
+        return self.import_settlement(self.settlement(rows, name=f"{provider}.csv"), provider)
+
     # -- runs -------------------------------------------------------------------------------------
 
     def with_config(self, **changes: Any) -> World:
@@ -184,7 +199,9 @@ class World:
         from gateway.storage.models import ReconItem
 
         with transaction(self.sessions) as session:
-            rows = session.scalars(select(ReconItem).where(ReconItem.run_id == run_id).order_by(ReconItem.seq)).all()
+            rows = session.scalars(
+                select(ReconItem).where(ReconItem.run_id == run_id).order_by(ReconItem.seq)
+            ).all()
             return [
                 {
                     "category": r.category,
@@ -206,6 +223,12 @@ class World:
                 for r in rows
             ]
 
+    def by_attempt(self, run_id: str) -> dict[str, dict[str, Any]]:
+        return {i["attempt_id"]: i for i in self.items(run_id) if i["attempt_id"]}
+
+    def categories(self, run_id: str) -> list[tuple[str, str, str | None]]:
+        return [(i["level"], i["category"], i["rule"]) for i in self.items(run_id)]
+
     def count(self, model: Any) -> int:
         with transaction(self.sessions) as session:
             return int(session.scalar(select(func.count()).select_from(model)) or 0)
@@ -218,3 +241,39 @@ def fee_schedule(**rules: dict[str, Any]) -> FeeSchedule:
 
 
 __all__ = ["Entry", "Paid", "Tx", "World", "fee_schedule", "load_calendar", "reference_for", "vn"]
+
+
+class StubProvider:
+    """Answers queries with a fixed outcome (the provider's word about a payment)."""
+
+    supports_query = True
+
+    def __init__(self, code: str, outcome: Any, paid_at: datetime | None = None) -> None:
+        self.code = code
+        self.outcome = outcome
+        self.paid_at = paid_at
+        self.asked: list[str] = []
+
+    def query(self, request: Any) -> Any:
+        from providers.base import Notification
+
+        self.asked.append(request.reference)
+        return Notification(
+            reference=request.reference,
+            outcome=self.outcome,
+            amount=request.amount,
+            provider_txn_id="Q" + request.reference[-6:],
+            result_code="00",
+            paid_at=self.paid_at,
+        )
+
+
+class StubRegistry:
+    def __init__(self, *providers: StubProvider) -> None:
+        self.providers = {p.code: p for p in providers}
+
+    def __contains__(self, code: object) -> bool:
+        return code in self.providers
+
+    def get(self, code: str) -> StubProvider:
+        return self.providers[code]
