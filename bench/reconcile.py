@@ -37,6 +37,7 @@ import argparse
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -329,10 +330,18 @@ def main() -> int:
     parser.add_argument("--database", default="gateway_recon_bench")
     parser.add_argument("--workdir", default=None, help="where to write the files (default: a temp dir)")
     args = parser.parse_args()
-    n = args.attempts
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="recon-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _bench(args, workdir)
+    finally:
+        if args.workdir is None:  # ~200 MB of generated files
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _bench(args: argparse.Namespace, workdir: Path) -> int:
+    n = args.attempts
     admin = f"{args.pg}/postgres"
     dsn = f"{args.pg}/{args.database}"
     url = "postgresql+psycopg://" + dsn.split("://", 1)[1]

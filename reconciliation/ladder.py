@@ -38,6 +38,7 @@ from typing import Any
 
 from gateway.domain.status import OPEN_ATTEMPT_STATUSES, PAID_ORDER_STATUSES
 from reconciliation.calendar import BusinessCalendar
+from reconciliation.matching import Window, lookback
 from reconciliation.sqlkit import Db, as_date, as_datetime
 from reconciliation.textnorm import fold
 
@@ -159,6 +160,7 @@ class BankLadder:
         self,
         db: Db,
         *,
+        window: Window,
         business_date: date,
         calendar: BusinessCalendar,
         date_window: int,
@@ -167,6 +169,7 @@ class BankLadder:
         confirm: Confirm,
     ) -> None:
         self.db = db
+        self.window = window
         self.d = business_date
         self.calendar = calendar
         self.date_window = date_window
@@ -213,7 +216,9 @@ class BankLadder:
                     reversal=bool(r.reversal),
                 )
             )
-        # Payouts: every batch with a line in the window or carried open, minus those already closed.
+        # Payouts: every batch with a line in the window or carried open, minus those already closed;
+        # a batch's lines are summed over the lookback range (a payout covers a session, not a season).
+        lo, hi = lookback(db, self.window)
         db.temp("rc_bk", "provider VARCHAR(32), batch_key TEXT")
         db.x("INSERT INTO rc_bk SELECT DISTINCT provider, batch_key FROM rc_sl")
         db.x(
@@ -235,7 +240,10 @@ class BankLadder:
             "MAX(COALESCE(s.value_date, s.business_date)) AS settle_date, COUNT(*) AS n "
             "FROM statement_lines s JOIN rc_bk k ON s.provider = k.provider AND s.batch_key = k.batch_key "
             "WHERE s.kind = 'settlement' AND s.status IN ('success', 'refund') "
-            "GROUP BY s.provider, s.batch_key ORDER BY s.provider, s.batch_key"
+            "AND s.business_date >= :lo AND s.business_date <= :hi "
+            "GROUP BY s.provider, s.batch_key ORDER BY s.provider, s.batch_key",
+            lo=lo,
+            hi=hi,
         ):
             settle = as_date(r.settle_date)
             assert settle is not None

@@ -44,6 +44,8 @@ _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 
 LEVEL_RANK = {"provider": 1, "payout": 2, "bank": 3}
+#: How far (calendar days) around a run's lines duplicates and a payout's other lines are looked for.
+LOOKBACK_DAYS = 45
 
 
 @dataclass(frozen=True)
@@ -127,10 +129,18 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
         "a.id, a.order_id, a.reference, a.provider, a.provider_txn_id, a.amount, a.paid_at, "
         f"{db.local_date('a.paid_at')}, CASE WHEN a.provider IN ({direct}) THEN 1 ELSE 0 END"
     )
+    # Attempts the previous run already dealt with (e.g. paid just after midnight by our clock but
+    # matched with the provider's line of the day before) are not taken again.
+    db.temp("rc_taken", "attempt_id VARCHAR(40) PRIMARY KEY")
+    db.x(
+        "INSERT INTO rc_taken SELECT DISTINCT attempt_id FROM recon_items "
+        "WHERE run_id = :prev AND attempt_id IS NOT NULL",
+        p,
+    )
     db.x(
         f"INSERT INTO rc_att SELECT {cols} FROM payment_attempts a "  # noqa: S608
         "WHERE a.status = 'succeeded' AND a.paid_at >= :lo AND a.paid_at < :hi "
-        "AND NOT EXISTS (SELECT 1 FROM recon_items p WHERE p.run_id = :prev AND p.attempt_id = a.id)",
+        "AND NOT EXISTS (SELECT 1 FROM rc_taken p WHERE p.attempt_id = a.id)",
         p,
         lo=win.lo_ts,
         hi=win.hi_ts,
@@ -216,7 +226,13 @@ def attempt_days(db: Db) -> list[date]:
     return [d for d in (as_date(r[0]) for r in db.x("SELECT DISTINCT bd FROM rc_att")) if d is not None]
 
 
-def match_provider_level(db: Db, *, fees: FeeSchedule | None, run_id: str) -> int:
+def lookback(db: Db, win: Window) -> tuple[date, date]:
+    """Business dates where the lines related to the window's can be: duplicates, a payout's lines."""
+    oldest = as_date(db.x("SELECT MIN(bd) FROM rc_sl").scalar()) or win.window_from
+    return oldest - timedelta(days=LOOKBACK_DAYS), win.business_date + timedelta(days=LOOKBACK_DAYS)
+
+
+def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_id: str) -> int:
     """Level (a), written straight into ``recon_items`` (seq 1..n); returns n.
 
     Needs ``rc_q`` (query notes) and ``rc_deadline``. Each item is linked to the previous run's open
@@ -227,10 +243,17 @@ def match_provider_level(db: Db, *, fees: FeeSchedule | None, run_id: str) -> in
 
     # 1. Duplicates: an earlier stored line with the same provider transaction id (or reference).
     db.temp("rc_dup", "line_id BIGINT PRIMARY KEY, first_id BIGINT, why VARCHAR(16)")
+    # An earlier line with the same provider transaction id is looked for among the lines booked from
+    # LOOKBACK_DAYS before the oldest candidate to LOOKBACK_DAYS after D (a provider re-sends a day,
+    # not a season; ids reused years apart are not duplicates). The range uses the date index.
+    lo, hi = lookback(db, win)
     db.x(
         "INSERT INTO rc_dup SELECT c.line_id, MIN(s.id), 'txn' FROM rc_sl c JOIN statement_lines s "
         "ON s.provider = c.provider AND s.provider_txn_id = c.provider_txn_id AND s.status = c.status "
-        "AND s.kind = 'settlement' AND s.id < c.line_id GROUP BY c.line_id"
+        "AND s.kind = 'settlement' AND s.id < c.line_id "
+        "AND s.business_date >= :lo AND s.business_date <= :hi GROUP BY c.line_id",
+        lo=lo,
+        hi=hi,
     )
     db.x(
         "INSERT INTO rc_dup SELECT c.line_id, MIN(s.id), 'reference' FROM rc_sl c JOIN statement_lines s "

@@ -537,9 +537,10 @@ def reconcile(
         watermark = int(db.x("SELECT COALESCE(MAX(id), 0) FROM statement_files").scalar_one())
         build_candidates(db, win, direct_providers=config.direct_providers)
         deadline_table(db, win, config.calendar, config.settlement_window_days, attempt_days(db))
-        level_a = match_provider_level(db, fees=config.fee_schedule, run_id=run_id)
+        level_a = match_provider_level(db, win, fees=config.fee_schedule, run_id=run_id)
         ladder = BankLadder(
             db,
+            window=win,
             business_date=business_date,
             calendar=config.calendar,
             date_window=config.date_window_days,

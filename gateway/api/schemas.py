@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates, validates_schema
 
 from gateway.domain.money import MAX_AMOUNT, MAX_ITEMS
+from gateway.services.outbox import EVENT_TYPES
 
 MIN_EXPIRES_IN = 300
 MAX_EXPIRES_IN = 604_800
@@ -221,19 +222,7 @@ class EventListArgs(Schema):
     class Meta:
         unknown = RAISE
 
-    type = fields.String(
-        validate=validate.OneOf(
-            [
-                "order.paid",
-                "order.failed",
-                "order.expired",
-                "order.cancelled",
-                "order.refunded",
-                "order.late_payment",
-                "order.double_payment",
-            ]
-        )
-    )
+    type = fields.String(validate=validate.OneOf(sorted(EVENT_TYPES)))
     status = fields.String(validate=validate.OneOf(["pending", "delivered", "dead"]))
     order_id = fields.String()
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))

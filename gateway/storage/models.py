@@ -382,8 +382,6 @@ class ReconLine(Base):
         UniqueConstraint("file_id", "row", "sub_row", name="uq_statement_lines_position"),
         Index("ix_statement_lines_kind_date", "kind", "business_date"),
         Index("ix_statement_lines_reference", "provider", "our_reference"),
-        Index("ix_statement_lines_txn", "provider", "provider_txn_id"),
-        Index("ix_statement_lines_batch", "provider", "batch_key"),
     )
 
     id: Mapped[int] = mapped_column(_BIGID, primary_key=True)
@@ -449,7 +447,16 @@ class ReconItem(Base):
     __tablename__ = "recon_items"
     __table_args__ = (
         UniqueConstraint("run_id", "seq", name="uq_recon_items_run_seq"),
-        Index("ix_recon_items_run_category", "run_id", "category", "seq"),
+        # Exceptions of a run by category (the console's and the API's filter). Matched items, the
+        # bulk of a run, are left out: listing them walks uq_recon_items_run_seq instead.
+        Index(
+            "ix_recon_items_run_category",
+            "run_id",
+            "category",
+            "seq",
+            postgresql_where=text("category <> 'matched'"),
+            sqlite_where=text("category <> 'matched'"),
+        ),
         # Statement-level items only (a bank transfer already matched?): small, unlike level (a)'s million.
         Index(
             "ix_recon_items_bank_attempt",

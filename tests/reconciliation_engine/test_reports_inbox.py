@@ -140,6 +140,13 @@ def test_nightly_imports_moves_files_reconciles_and_emits(
         assert [e.client_id for e in events] == [world.client_id]  # the finance client only
         assert events[0].order_id is None
         assert events[0].payload["data"]["run"]["totals"]["matched"]["count"] == 2
+    # The portal finds it through the events API too, filtered by its type.
+    listed = app.test_client().get(
+        "/api/v1/events?type=reconciliation.completed",
+        headers={"Authorization": f"Bearer {world.api_key}"},
+    )
+    assert listed.status_code == 200, listed.get_json()
+    assert [e["id"] for e in listed.get_json()["items"]] == [events[0].id]
 
     again = nightly(svc, config=world.config, settle_seconds=0)
     assert again.handled == 0  # nothing new, Tuesday already reconciled

@@ -54,6 +54,7 @@ class World:
     sessions: sessionmaker[Session]
     tmp: Path
     client_id: str = ""
+    api_key: str = ""
     files: int = 0
     config: ReconConfig = field(default_factory=ReconConfig)
 
@@ -67,6 +68,7 @@ class World:
                 now=datetime(2025, 1, 1, tzinfo=UTC),
             )
         self.client_id = issued.client_id
+        self.api_key = issued.api_key
         return self
 
     def attempt(
