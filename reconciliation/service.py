@@ -44,7 +44,9 @@ from reconciliation.sqlkit import as_date, as_datetime
 from reconciliation.views import ITEM_SELECT, item_detail
 
 __all__ = [
+    "QUEUE_PRIORITY",
     "Page",
+    "counterparts",
     "get_item",
     "get_run",
     "item_actions",
@@ -53,6 +55,7 @@ __all__ = [
     "list_runs",
     "manual_match",
     "open_exceptions_by_age",
+    "exception_queue",
     "reopen_item",
     "request_provider_query",
     "resolve_item",
@@ -172,10 +175,12 @@ def list_items(
     *,
     category: str | None = None,
     status: str | None = None,
+    exceptions: bool = False,
     limit: int = 50,
     cursor: str | None = None,
 ) -> Page:
-    """A run's items in ``seq`` order, optionally one category / status, ``{items, next_cursor}``."""
+    """A run's items in ``seq`` order, optionally one category / status / only the exceptions (neither
+    matched nor pending), ``{items, next_cursor}``."""
     limit = _limit(limit)
     if category is not None and category not in CATEGORIES:
         raise ValidationProblem("unknown category", errors={"category": [f"one of: {', '.join(CATEGORIES)}"]})
@@ -189,6 +194,8 @@ def list_items(
     if status:
         where.append("i.status = :status")
         params["status"] = status
+    if exceptions:
+        where.append("i.category NOT IN ('matched', 'pending')")
     if cursor:
         (after,) = _decode(cursor, 1)
         if not after.isdigit():
@@ -236,7 +243,7 @@ def item_actions(session: Session, item_id: int) -> list[dict[str, Any]]:
 
 def open_exceptions_by_age(session: Session, today: date) -> dict[str, Any] | None:
     """Open exceptions of the latest run by category and age (0-1, 2-7, >7 days since their business
-    date), in the shape of ``gateway.console.dashboard.reconciliation_panel``; None before any run."""
+    date), for the console dashboard; None before any run."""
     run = latest_run(session)
     if run is None:
         return None
@@ -260,6 +267,66 @@ def open_exceptions_by_age(session: Session, today: date) -> dict[str, Any] | No
         "business_date": run.business_date.isoformat(),
         "categories": [(c, buckets[c]) for c in CATEGORIES if c in buckets],
     }
+
+
+#: The order finance works through exceptions (issue 7.5): money nobody can attribute to a dossier
+#: first (a citizen may have paid and be waiting), then wrong amounts, then payments whose status
+#: disagrees, then payments the provider or bank has not reported, then the rest.
+QUEUE_PRIORITY: tuple[str, ...] = (
+    "unexpected_in_statement",
+    "amount_mismatch",
+    "status_conflict",
+    "missing_in_statement",
+    "duplicate",
+    "fee_variance",
+)
+
+
+def exception_queue(
+    session: Session, *, limit: int = 50, offset: int = 0
+) -> tuple[ReconRun | None, int, list[dict[str, Any]]]:
+    """The latest run's open exceptions by priority, then oldest first: ``(run, total, page)``.
+
+    Open items are carried into every later run, so the latest run holds every exception still open.
+    """
+    limit = _limit(limit)
+    run = latest_run(session)
+    if run is None:
+        return None, 0, []
+    rank = " ".join(f"WHEN '{c}' THEN {n}" for n, c in enumerate(QUEUE_PRIORITY))
+    where = "WHERE i.run_id = :run AND i.status = 'open' AND i.category NOT IN ('matched', 'pending') "
+    total = int(
+        session.execute(text("SELECT COUNT(*) FROM recon_items i " + where), {"run": run.id}).scalar_one()  # noqa: S608
+    )
+    rows = session.execute(
+        text(
+            ITEM_SELECT
+            + where
+            + f"ORDER BY CASE i.category {rank} ELSE {len(QUEUE_PRIORITY)} END, i.business_date, i.seq "  # noqa: S608
+            + "LIMIT :limit OFFSET :offset"
+        ),
+        {"run": run.id, "limit": limit, "offset": max(0, offset)},
+    ).all()
+    return run, total, [item_detail(r) for r in rows]
+
+
+def counterparts(session: Session, item_id: int, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Open exceptions of the same run on the other side (an external line for one of ours and the
+    reverse) that a person may match ``item_id`` with by hand, nearest amount first."""
+    item = session.get(ReconItem, item_id)
+    if item is None:
+        raise NotFound(f"no reconciliation item {item_id}")
+    side = "i.line_id IS NULL" if item.line_id is not None else "i.line_id IS NOT NULL"
+    rows = session.execute(
+        text(
+            ITEM_SELECT
+            + "WHERE i.run_id = :run AND i.id <> :id AND i.status = 'open' "
+            + f"AND i.category NOT IN ('matched', 'pending') AND {side} "
+            + "ORDER BY ABS(i.amount - :amount), i.seq LIMIT :limit"
+        ),
+        {"run": item.run_id, "id": item_id, "amount": item.amount, "limit": _limit(limit)},
+    ).all()
+    return [item_detail(r) for r in rows]
 
 
 # -- actions ----------------------------------------------------------------------------------------

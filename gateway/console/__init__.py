@@ -1,8 +1,8 @@
 """The finance staff console at ``/console/`` (contract §11; issue 7).
 
-Phase 1: staff accounts (passwords, lockout, TOTP, idle timeout, CSRF), the dashboard, orders and their
-detail, refunds with four-eyes approval, exports, and administration of staff users and portal clients.
-Reconciliation review (issue 7.5) is phase 2: see ``dashboard.reconciliation_panel`` for the hook.
+Staff accounts (passwords, lockout, TOTP, idle timeout, CSRF), the dashboard, orders and their detail,
+refunds with four-eyes approval, reconciliation review, exports, and administration of staff users and
+portal clients.
 
 Nothing is imported here at module level beyond the standard library, so that
 ``gateway.console.totp`` (pure RFC 6238) can be used by the service layer without pulling in Flask.
@@ -25,7 +25,15 @@ def init_console(app: Flask) -> None:
     from flask_wtf.csrf import CSRFProtect
 
     # Importing the view modules registers their routes on the blueprint.
-    from gateway.console import admin, auth, dashboard, errors, orders, refunds  # noqa: F401
+    from gateway.console import (  # noqa: F401
+        admin,
+        auth,
+        dashboard,
+        errors,
+        orders,
+        reconciliation,
+        refunds,
+    )
     from gateway.console.base import EXTENSION, bp
     from gateway.console.config import load_console_config
 

@@ -13,9 +13,11 @@ from werkzeug.wrappers import Response
 
 from gateway.console.base import DISPLAY_TZ, bp, render
 from gateway.console.charts import DayTotal, collections_chart
+from gateway.console.reconciliation import category_label
 from gateway.container import services
 from gateway.domain.status import AttemptStatus
 from gateway.storage.models import Order, OutboxEvent, PaymentAttempt
+from reconciliation.service import open_exceptions_by_age
 
 CHART_DAYS = 30
 
@@ -126,6 +128,8 @@ def dashboard() -> Response:
             )
         ]
         days = daily_collections(db, today)
+        # Open exceptions of the newest run by category and age (0-1, 2-7, >7 days); None before any run.
+        reconciliation = open_exceptions_by_age(db, today)
     chart = collections_chart(
         days,
         title=gettext("Collections over the last %(days)s days", days=CHART_DAYS),
@@ -143,16 +147,6 @@ def dashboard() -> Response:
         dead=dead,
         chart=chart,
         chart_total=sum(d.amount for d in days),
-        # Reconciliation (issue 7.5) is phase 2: the panel says so until the engine provides
-        # open exceptions by category and age (0-1, 2-7, >7 days). HOOK: reconciliation_panel().
-        reconciliation=reconciliation_panel(),
+        reconciliation=reconciliation,
+        category_label=category_label,
     )
-
-
-def reconciliation_panel() -> dict[str, Any] | None:
-    """Open reconciliation exceptions by category and ageing bucket, or ``None`` while no engine exists.
-
-    HOOK (issue 7, phase 2): return ``{"categories": [(category, {"0-1": n, "2-7": n, ">7": n})]}`` from the
-    reconciliation engine's open items; the template renders that table instead of the placeholder.
-    """
-    return None

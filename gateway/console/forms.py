@@ -135,3 +135,24 @@ class RotateForm(ConsoleForm):
             NumberRange(min=0, max=720, message=lazy_gettext("Enter between 0 and 720 hours.")),
         ],
     )
+
+
+class ItemActionForm(ConsoleForm):
+    """Resolve, reopen or query a reconciliation item: a reason is required for every action."""
+
+    reason = TextAreaField(
+        lazy_gettext("Reason"), validators=[DataRequired(message=_REQUIRED), Length(max=1000)]
+    )
+
+
+class ManualMatchForm(ConsoleForm):
+    """Match an item by hand with its counterpart (choices: the open exceptions on the other side)."""
+
+    counterpart = SelectField(
+        lazy_gettext("Counterpart"),
+        choices=[],
+        validators=[DataRequired(message=lazy_gettext("Choose the counterpart."))],
+    )
+    reason = TextAreaField(
+        lazy_gettext("Reason"), validators=[DataRequired(message=_REQUIRED), Length(max=1000)]
+    )

@@ -15,10 +15,8 @@ port, on whatever database the suite runs on (SQLite, or PostgreSQL with ``DATAB
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import tempfile
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,32 +64,6 @@ def _unavailable(reason: str) -> None:
     if os.environ.get("REQUIRE_BROWSER") == "1":
         pytest.fail(f"REQUIRE_BROWSER=1 but {reason}", pytrace=False)
     pytest.skip(reason)
-
-
-# ---- app routes known at collection time ---------------------------------------------------------------
-
-
-@functools.cache
-def app_rules() -> frozenset[str]:
-    """The URL rules of an app built like the test app (used to skip tests of pages not merged yet)."""
-    import requests
-
-    from gateway.app import create_app
-    from gateway.settings import Settings
-
-    with tempfile.TemporaryDirectory() as tmp, requests.Session() as http, requests.Session() as hooks:
-        settings = Settings(
-            database_url=f"sqlite:///{tmp}/probe.db",
-            secret_key="probe",
-            environment="test",
-            instance_path=tmp,
-            testing=True,
-        )
-        app = create_app(settings, http=http, webhook_http=hooks)
-        try:
-            return frozenset(rule.rule for rule in app.url_map.iter_rules())
-        finally:
-            app.extensions["gateway"].engine.dispose()
 
 
 # ---- browser -------------------------------------------------------------------------------------------
@@ -253,4 +225,4 @@ def staff(sessions: sessionmaker[Session], clock: FakeClock) -> StaffMaker:
     return make
 
 
-__all__ = ["PASSWORD", "Console", "StaffMaker", "app_rules", "chromium_path"]
+__all__ = ["PASSWORD", "Console", "StaffMaker", "chromium_path"]

@@ -3,7 +3,8 @@
 Headless Chromium (Debian's package) against the app on a live loopback server, on the suite's database:
 sign-in (with TOTP for an admin), order search and detail, a refund under the four-eyes rule by two
 finance users in two browsers, the XLSX export read back with openpyxl, an auditor who can read but not
-act, a POST without a CSRF token, the 360 px layout and, once those pages exist, reconciliation review.
+act, a POST without a CSRF token, the 360 px layout, and reconciliation review: a run, resolving an
+exception, its XLSX export.
 
 Test data is made the way the console tests make it: staff users through the service layer, orders
 through the portal API and paid through the VNPAY emulator with the Flask test client (the app's own
@@ -18,25 +19,19 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
 from gateway.console import totp
 from gateway.console.base import EXTENSION
 from gateway.storage.models import RefundApproval
-from tests.browser.conftest import Console, StaffMaker, app_rules
+from tests.browser.conftest import Console, StaffMaker
 from tests.helpers import create_order, paid_order
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page, Response
 
 RECON_RUNS = "/console/reconciliation/runs"
-_RECON_RUN = re.compile(r"^/console/reconciliation/runs/<[^>]+>$")
-needs_recon_pages = pytest.mark.skipif(
-    RECON_RUNS not in app_rules() or not any(_RECON_RUN.match(rule) for rule in app_rules()),
-    reason="reconciliation review pages not merged yet",
-)
 
 
 # ---- helpers -------------------------------------------------------------------------------------------
@@ -366,9 +361,8 @@ def _run_with_an_exception(sessions: Any, client: Any, portal: Any) -> tuple[str
     return run.run_id, order
 
 
-@needs_recon_pages
 def test_finance_opens_a_reconciliation_run(
-    console: Console, staff: StaffMaker, client: Any, portal: Any, sessions: Any
+    console: Console, staff: StaffMaker, client: Any, portal: Any, sessions: Any, tmp_path: Path
 ) -> None:
     run_id, order = _run_with_an_exception(sessions, client, portal)
     page = console.signed_in(staff("ke.toan@example.vn", "finance"))
@@ -380,8 +374,28 @@ def test_finance_opens_a_reconciliation_run(
     assert vnd(58_000) in text
     assert order["dossier_code"] in text or page.locator(f"a[href$='/console/orders/{order['id']}']").count()
 
+    # The review pages and the XLSX export, on a phone: nothing wider than the screen.
+    phone = console.signed_in(staff("kiem.soat@example.vn", "finance"), width=360, height=740)
+    phone.goto(f"{RECON_RUNS}/{run_id}")
+    item_link = phone.locator("a[href^='/console/reconciliation/items/']").first.get_attribute("href")
+    assert item_link is not None
+    for path in [RECON_RUNS, f"{RECON_RUNS}/{run_id}", item_link, "/console/reconciliation/exceptions"]:
+        phone.goto(path)
+        assert scroll_width(phone) <= 360, path
+    with page.expect_download() as info:
+        page.locator(f"a[href^='{RECON_RUNS}/{run_id}/export.xlsx']").click()
+    download = info.value
+    assert download.failure() is None
+    assert download.suggested_filename.endswith(".xlsx")
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    sheet = load_workbook(saved).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(values_only=True))
+    assert len(rows) == 2  # the header and the one missing payment
+    assert 58_000 in rows[1]
 
-@needs_recon_pages
+
 def test_finance_resolves_an_exception_with_a_reason(
     console: Console, staff: StaffMaker, client: Any, portal: Any, sessions: Any
 ) -> None:

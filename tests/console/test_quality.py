@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from gateway.storage.models import RefundApproval
+from gateway.storage.db import transaction
+from gateway.storage.models import ReconItem, RefundApproval
 from gateway.web.i18n import TRANSLATIONS_DIR
+from reconciliation.config import ReconConfig
+from reconciliation.runs import reconcile
 from tests.console.conftest import login, post
 from tests.helpers import create_order, paid_order
 
@@ -105,6 +109,14 @@ def every_page(app, client, portal, finance, finance2, admin, clock, sessions) -
         approval_id = s.scalars(select(RefundApproval.id).where(RefundApproval.status == "pending")).one()
     adminc = app.test_client()
     login(adminc, admin, clock)
+    # A reconciliation run with an open exception (the paid order no provider file mentions) and one
+    # item resolved, so that the review pages show every part.
+    later = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
+    reconcile(sessions, business_date=date(2026, 11, 25), config=ReconConfig(), clock=lambda: later)
+    run = reconcile(sessions, business_date=date(2026, 11, 30), config=ReconConfig(), clock=lambda: later)
+    with transaction(sessions) as s:
+        item_id = s.scalars(select(ReconItem.id).where(ReconItem.run_id == run.run_id)).first()
+    assert item_id is not None
 
     def fetch(lang: str) -> dict[str, str]:
         pages: dict[str, str] = {}
@@ -120,10 +132,18 @@ def every_page(app, client, portal, finance, finance2, admin, clock, sessions) -
             "/console/account/totp",
             "/console/admin/users",  # 403 for finance
             "/console/orders/ord_missing",  # 404
+            "/console/reconciliation/runs",
+            f"/console/reconciliation/runs/{run.run_id}",
+            f"/console/reconciliation/runs/{run.run_id}?show=all",
+            f"/console/reconciliation/items/{item_id}",
+            "/console/reconciliation/exceptions",
         ]:
             pages[f"finance {path}"] = client.get(path).get_data(as_text=True)
         pages["finance own approval"] = post(
             client, f"/console/refund-requests/{approval_id}/approve", page="/console/"
+        ).get_data(as_text=True)
+        pages["finance empty reason"] = post(
+            client, f"/console/reconciliation/items/{item_id}/resolve", {"reason": ""}, page="/console/"
         ).get_data(as_text=True)
         pages["finance csrf"] = client.post("/console/logout").get_data(as_text=True)
         for path in ["/console/admin/users", "/console/admin/clients", "/console/account/totp"]:
