@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response
 
 from gateway.console.base import DISPLAY_TZ, bp, me, render, require
 from gateway.console.forms import ItemActionForm, ManualMatchForm
+from gateway.console.recon_text import explain
 from gateway.container import services
 from gateway.domain.errors import Conflict, NotFound, ValidationProblem
 from gateway.services.audit import record_action
@@ -73,6 +74,17 @@ ACTION_LABELS: Final = {
     "manual_match": lazy_gettext("Matched by hand"),
     "request_query": lazy_gettext("Provider queried"),
 }
+REFERENCE_LABELS: Final = {
+    "dossier_code": lazy_gettext("Dossier code"),
+    "attempt_reference": lazy_gettext("Our payment reference"),
+    "reference": lazy_gettext("Reference in the file"),
+    "provider_txn_id": lazy_gettext("Provider transaction id"),
+    "bank_reference": lazy_gettext("Bank reference"),
+    "end_to_end_id": lazy_gettext("End-to-end id"),
+    "batch_id": lazy_gettext("Settlement batch"),
+    "refund_reference": lazy_gettext("Refund reference"),
+    "provider": lazy_gettext("Provider"),
+}
 RUN_STATUS_LABELS: Final = {
     "completed": lazy_gettext("Completed"),
     "running": lazy_gettext("Running"),
@@ -96,6 +108,8 @@ def _helpers() -> dict[str, Any]:
         "rule_label": lambda r: _label(RULE_LABELS, r),
         "action_label": lambda a: _label(ACTION_LABELS, a),
         "run_status_label": lambda s: _label(RUN_STATUS_LABELS, s),
+        "explain": explain,
+        "reference_label": lambda key: _label(REFERENCE_LABELS, key),
         "day": _day,
         "instant": _instant,
         "exception_categories": [c for c in CATEGORIES if c not in ("matched", "pending")],

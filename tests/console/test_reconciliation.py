@@ -287,3 +287,42 @@ def test_a_provider_query_confirms_a_missing_payment(
             s.scalar(select(PaymentAttempt.status).where(PaymentAttempt.order_id == order["id"]))
             == "succeeded"
         )
+
+
+@pytest.mark.parametrize(
+    ("stored", "lang", "shown"),
+    [
+        ("exact match", "vi", "khớp chính xác"),
+        ("exact match", "en", "exact match"),
+        (
+            "no provider line within the settlement window",
+            "vi",
+            "nhà cung cấp không báo giao dịch trong thời hạn quyết toán",
+        ),
+        ("fee 1200 VND, schedule 1100 VND", "vi", "phí 1.200 ₫, theo biểu phí 1.100 ₫"),
+        (
+            "3 lines: gross 300000 − fee 3300 − refunds 0 = 296700 VND",
+            "en",
+            "3 lines: gross 300.000 ₫ − fees 3.300 ₫ − refunds 0 ₫ = 296.700 ₫",
+        ),
+        ("order already paid through momo", "vi", "đơn đã được thanh toán qua momo"),
+        ("a phrase of a newer engine", "vi", "a phrase of a newer engine"),
+        (None, "vi", ""),
+    ],
+)
+def test_the_engines_explanations_are_shown_in_the_users_language(
+    app: Any, stored: str | None, lang: str, shown: str
+) -> None:
+    from gateway.console.recon_text import explain
+
+    with app.test_request_context(f"/console/?lang={lang}"):
+        assert explain(stored) == shown
+
+
+def test_a_status_inside_an_explanation_is_translated(app: Any) -> None:
+    from gateway.console.recon_text import explain
+
+    with app.test_request_context("/console/?lang=vi"):
+        text = explain("attempt failed at the gateway")
+    assert text.startswith("giao dịch ở trạng thái ")
+    assert "failed" not in text
