@@ -326,3 +326,25 @@ def test_a_status_inside_an_explanation_is_translated(app: Any) -> None:
         text = explain("attempt failed at the gateway")
     assert text.startswith("giao dịch ở trạng thái ")
     assert "failed" not in text
+
+
+def test_without_a_session_every_review_page_sends_to_the_login(
+    client: FlaskClient, runs: dict[str, Any], sessions: Any
+) -> None:
+    item = _item(sessions, runs["latest"], "amount_mismatch")
+    for path in [
+        "/console/reconciliation/runs",
+        f"/console/reconciliation/runs/{runs['latest']}",
+        f"/console/reconciliation/runs/{runs['latest']}/export.csv",
+        f"/console/reconciliation/runs/{runs['latest']}/export.xlsx",
+        f"/console/reconciliation/items/{item.id}",
+        "/console/reconciliation/exceptions",
+    ]:
+        answer = client.get(path)
+        assert answer.status_code == 302, path
+        assert answer.headers["Location"].startswith("/console/login?next="), path
+    assert (
+        client.post(f"/console/reconciliation/items/{item.id}/resolve", data={"reason": "x"}).status_code
+        == 400
+    )
+    assert _actions(sessions, item.id) == []
