@@ -19,12 +19,14 @@ each rung records itself as the item's ``rule``:
 A reference or dossier code that names an order the gateway holds as unpaid is a
 ``status_conflict`` — or ``matched`` when the line confirms that order's open bank-transfer attempt
 (same amount), which is then paid through the normal transition (``apply_notification``, source
-``reconciliation``). Debits are matched to refunds made by bank transfer; other debits and reversals
-are ``unexpected_in_statement``. Paid bank-transfer attempts and payouts left without a line are
-``pending`` inside the settlement window, ``missing_in_statement`` after it.
+``reconciliation``). Debits are matched to refunds made by bank transfer (a debit naming a refund
+another debit — of this run or an earlier one — already answered is a ``duplicate``); other debits and
+reversals are ``unexpected_in_statement``. Paid bank-transfer attempts, succeeded bank-transfer refunds
+and payouts left without a line are ``pending`` inside the settlement window, ``missing_in_statement``
+after it.
 
-Only the candidate statement lines, payouts and bank-transfer attempts of the window are held in
-memory (not the provider transactions, which stay in SQL).
+Only the candidate statement lines, payouts, bank-transfer attempts and bank-transfer refunds of the
+window are held in memory (not the provider transactions, which stay in SQL).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from typing import Any
 
 from gateway.domain.status import OPEN_ATTEMPT_STATUSES, PAID_ORDER_STATUSES
 from reconciliation.calendar import BusinessCalendar
-from reconciliation.matching import Window, lookback
+from reconciliation.matching import Window, lookback, refund_answered_before
 from reconciliation.sqlkit import Db, as_date, as_datetime
 from reconciliation.textnorm import fold
 
@@ -134,6 +136,19 @@ class Attempt:
     order_created_at: datetime | None = None
 
 
+@dataclass
+class RefundDue:
+    """A succeeded bank-transfer refund of the window (or carried): a debit should show it."""
+
+    id: str
+    order_id: str
+    reference: str
+    provider: str
+    amount: int
+    bd: date
+    bank_transfer_ref: str | None
+
+
 #: confirm(attempt, line) pays the open attempt through the normal transition and returns the
 #: attempt's and the order's statuses afterwards.
 Confirm = Callable[[Attempt, Line], tuple[str, str]]
@@ -180,6 +195,8 @@ class BankLadder:
         self.lines: list[Line] = []
         self.batches: list[Batch] = []
         self.candidates: dict[str, Attempt] = {}  # paid bank-transfer attempts of the window
+        self.refunds: dict[str, RefundDue] = {}  # succeeded bank-transfer refunds of the window
+        self.used_refunds: set[str] = set()
         self.used_lines: set[int] = set()
         self.used_batches: set[tuple[str, str]] = set()
         self.used_attempts: set[str] = set()
@@ -278,6 +295,22 @@ class BankLadder:
                 order_amount=int(r.order_amount),
                 dossier_code=r.dossier_code,
             )
+        for r in db.x(
+            "SELECT f.refund_id, f.order_id, f.reference, f.provider, f.amount, f.bd, r.bank_transfer_ref "
+            "FROM rc_rf f JOIN refunds r ON r.id = f.refund_id WHERE f.direct = 1 "
+            "ORDER BY f.completed_at, f.refund_id"
+        ):
+            bd = as_date(r.bd)
+            assert bd is not None
+            self.refunds[r.refund_id] = RefundDue(
+                id=r.refund_id,
+                order_id=r.order_id,
+                reference=r.reference,
+                provider=r.provider,
+                amount=int(r.amount),
+                bd=bd,
+                bank_transfer_ref=r.bank_transfer_ref,
+            )
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -336,6 +369,13 @@ class BankLadder:
             d=self.d,
         ).first()
         return row is not None
+
+    def _refund_answered_before(self, refund_id: str) -> bool:
+        """An earlier run's debit answered this refund (one that is not among this run's refunds)."""
+        if refund_id in self.refunds:
+            return False  # taken by this run: nothing before answered it (matching.build_candidates)
+        sql = f"SELECT 1 WHERE {refund_answered_before(':rf')}"  # noqa: S608
+        return self.db.x(sql, rf=refund_id, d=self.d).first() is not None
 
     def _emit(self, line: Line | None, **kw: Any) -> None:
         if line is not None:
@@ -664,13 +704,33 @@ class BankLadder:
                 for key in (r.reference, r.bank_transfer_ref):
                     if key:
                         refunds.setdefault(key.upper(), r)
-        used: set[str] = set()
+        used = self.used_refunds
         for line in debits:
-            for key, rule in keys.get(line.id, []):
-                refund = refunds.get(key)
-                if refund is None or refund.id in used:
-                    continue
-                r = refund
+            named = [(refunds[k], rule) for k, rule in keys.get(line.id, []) if k in refunds]
+            free = next(
+                (
+                    (r, rule)
+                    for r, rule in named
+                    if r.id not in used and not self._refund_answered_before(r.id)
+                ),
+                None,
+            )
+            if named and free is None:
+                # Every refund it names was already answered: its money is not counted twice.
+                r, rule = named[0]
+                self._emit(
+                    line,
+                    level="bank",
+                    category="duplicate",
+                    reason="refund already matched by another debit",
+                    rule=rule,
+                    order_id=r.order_id,
+                    provider=r.provider,
+                    refs={"refund_reference": r.reference},
+                )
+                continue
+            if free is not None:
+                r, rule = free
                 used.add(r.id)
                 amount = int(r.amount)
                 if r.status != "succeeded":
@@ -692,7 +752,6 @@ class BankLadder:
                     provider=r.provider,
                     refs={"refund_reference": r.reference},
                 )
-                break
 
     def _leftovers(self) -> None:
         for line in self._free():
@@ -724,6 +783,28 @@ class BankLadder:
                     "attempt_reference": a.reference,
                     "dossier_code": a.dossier_code,
                     "provider": a.provider,
+                },
+            )
+        for refund in self.refunds.values():
+            if refund.id in self.used_refunds:
+                continue
+            missing = self._missing(refund.bd)
+            self._emit(
+                None,
+                level="bank",
+                category="missing_in_statement" if missing else "pending",
+                reason="refund not reflected in the bank statement"
+                if missing
+                else "awaiting the bank debit of the refund",
+                amount=refund.amount,
+                bd=refund.bd,
+                order_id=refund.order_id,
+                refund_id=refund.id,
+                provider=refund.provider,
+                refs={
+                    "refund_reference": refund.reference,
+                    "bank_transfer_ref": refund.bank_transfer_ref,
+                    "provider": refund.provider,
                 },
             )
         for batch in self.batches:

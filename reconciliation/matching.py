@@ -22,8 +22,12 @@ Level (a) rules, per settlement line (``success``):
    tolerance); fee differs from the schedule → ``fee_variance``; else ``matched``.
 
 Refund lines are matched to the gateway's refunds (provider reference, our refund reference, or the
-payment's reference and the same amount). A paid attempt no line matched is ``pending`` inside the
-settlement window and ``missing_in_statement`` after it.
+payment's reference and the same amount, partial refunds of one payment paired one to one). A refund
+line naming a refund another line of the run, or a line of an earlier run, already answered is a
+``duplicate``. A paid attempt no line matched is ``pending`` inside the settlement window and
+``missing_in_statement`` after it; so is a refund the gateway holds as succeeded (at a provider that
+sends settlement files) that no refund line reflects (reconciliation.md §5.5 ``refund_unreflected``,
+reported under the contract's codes). Both are carried forward until their line arrives.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from reconciliation.config import FeeSchedule
 from reconciliation.sqlkit import Db, as_date
 from reconciliation.timeutil import VN_TZ
 
-__all__ = ["Window", "build_candidates", "match_provider_level", "open_window"]
+__all__ = ["Window", "build_candidates", "candidate_days", "match_provider_level", "open_window"]
 
 _CODE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
@@ -92,27 +96,43 @@ def _codes(codes: Iterable[str]) -> str:
     return ", ".join(f"'{c}'" for c in values) or "''"
 
 
+#: SQL: the items of runs of earlier business dates (``:d``) that answered a refund with a line this run
+#: does not evaluate again (a carried line is decided afresh). Such a refund is dealt with: it is not
+#: taken again, and another line naming it is a duplicate. Uses the partial index ix_recon_items_refund.
+_ANSWERED = (
+    "recon_items i JOIN recon_runs rr ON rr.id = i.run_id AND rr.business_date < :d "
+    "WHERE i.refund_id IS NOT NULL AND i.line_id IS NOT NULL "
+    "AND NOT EXISTS (SELECT 1 FROM rc_sl s WHERE s.line_id = i.line_id) "
+    "AND NOT EXISTS (SELECT 1 FROM rc_bl s WHERE s.line_id = i.line_id)"
+)
+
+
+def refund_answered_before(refund: str) -> str:
+    """SQL condition: refund ``refund`` (an SQL expression) was dealt with by an earlier run's line."""
+    return f"EXISTS (SELECT 1 FROM {_ANSWERED} AND i.refund_id = {refund})"  # noqa: S608
+
+
 def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) -> None:
-    """Create and fill ``rc_prev``, ``rc_resolved``, ``rc_att``, ``rc_sl`` and ``rc_bl``."""
+    """Create and fill ``rc_prev``, ``rc_resolved``, ``rc_att``, ``rc_rf``, ``rc_sl`` and ``rc_bl``."""
     p = {"d": win.business_date, "lower": win.lower, "wm": win.watermark, "prev": win.prev_run_id or ""}
 
     db.temp(
         "rc_prev",
         "item_id BIGINT PRIMARY KEY, level VARCHAR(16), category VARCHAR(32), attempt_id VARCHAR(40), "
-        "line_id BIGINT, batch_key TEXT, provider VARCHAR(32)",
+        "refund_id VARCHAR(40), line_id BIGINT, batch_key TEXT, provider VARCHAR(32)",
     )
     db.x(
-        "INSERT INTO rc_prev SELECT id, level, category, attempt_id, line_id, batch_key, provider "
+        "INSERT INTO rc_prev SELECT id, level, category, attempt_id, refund_id, line_id, batch_key, provider "
         "FROM recon_items WHERE run_id = :prev AND status = 'open'",
         p,
     )
     db.temp(
         "rc_resolved",
-        "item_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), line_id BIGINT, batch_key TEXT, "
-        "provider VARCHAR(32)",
+        "item_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), refund_id VARCHAR(40), line_id BIGINT, "
+        "batch_key TEXT, provider VARCHAR(32)",
     )
     db.x(
-        "INSERT INTO rc_resolved SELECT id, attempt_id, line_id, batch_key, provider "
+        "INSERT INTO rc_resolved SELECT id, attempt_id, refund_id, line_id, batch_key, provider "
         "FROM recon_items WHERE status = 'resolved'"
     )
 
@@ -189,7 +209,37 @@ def build_candidates(db: Db, win: Window, *, direct_providers: Iterable[str]) ->
             f"AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.line_id = l.id)",
             p,
         )
-    db.analyze("rc_att", "rc_sl", "rc_bl", "rc_prev")
+
+    # Refunds: succeeded (money has left) in the window, unless a line of an earlier run already
+    # answered them (the provider's line came before our completion), plus those carried as not
+    # reflected. Their business date is the Vietnam day of ``completed_at``, as ``paid_at`` for attempts.
+    db.temp(
+        "rc_rf",
+        "refund_id VARCHAR(40) PRIMARY KEY, order_id VARCHAR(40), attempt_id VARCHAR(40), "
+        "attempt_reference VARCHAR(40), reference VARCHAR(64), provider_reference TEXT, "
+        f"provider VARCHAR(32), amount BIGINT, completed_at {ts_type}, bd DATE, direct INTEGER",
+    )
+    refund_cols = (
+        "r.id, r.order_id, r.attempt_id, a.reference, r.reference, r.provider_reference, r.provider, "
+        f"r.amount, r.completed_at, {db.local_date('r.completed_at')}, "
+        f"CASE WHEN r.provider IN ({direct}) THEN 1 ELSE 0 END"
+    )
+    refund_from = "refunds r LEFT JOIN payment_attempts a ON a.id = r.attempt_id"
+    db.x(
+        f"INSERT INTO rc_rf SELECT {refund_cols} FROM {refund_from} "  # noqa: S608
+        "WHERE r.status = 'succeeded' AND r.completed_at >= :lo AND r.completed_at < :hi "
+        f"AND NOT {refund_answered_before('r.id')}",
+        p,
+        lo=win.lo_ts,
+        hi=win.hi_ts,
+    )
+    db.x(
+        f"INSERT INTO rc_rf SELECT {refund_cols} FROM {refund_from} "  # noqa: S608
+        "WHERE r.status = 'succeeded' AND r.completed_at IS NOT NULL "
+        "AND r.id IN (SELECT refund_id FROM rc_prev WHERE refund_id IS NOT NULL AND line_id IS NULL) "
+        "AND NOT EXISTS (SELECT 1 FROM rc_rf t WHERE t.refund_id = r.id)"
+    )
+    db.analyze("rc_att", "rc_rf", "rc_sl", "rc_bl", "rc_prev")
 
 
 def _fee_table(db: Db, fees: FeeSchedule | None) -> None:
@@ -222,8 +272,10 @@ def deadline_table(
     )
 
 
-def attempt_days(db: Db) -> list[date]:
-    return [d for d in (as_date(r[0]) for r in db.x("SELECT DISTINCT bd FROM rc_att")) if d is not None]
+def candidate_days(db: Db) -> list[date]:
+    """The business dates of the window's paid attempts and succeeded refunds (for ``rc_deadline``)."""
+    rows = db.x("SELECT bd FROM rc_att UNION SELECT bd FROM rc_rf")
+    return [d for d in (as_date(r[0]) for r in rows) if d is not None]
 
 
 def lookback(db: Db, win: Window) -> tuple[date, date]:
@@ -236,8 +288,8 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
     """Level (a), written straight into ``recon_items`` (seq 1..n); returns n.
 
     Needs ``rc_q`` (query notes) and ``rc_deadline``. Each item is linked to the previous run's open
-    item about the same line or attempt (``carried_from``) and inherits a finance resolution of the same
-    subject (a rerun does not reopen what a person closed).
+    item about the same line, attempt or unreflected refund (``carried_from``) and inherits a finance
+    resolution of the same subject (a rerun does not reopen what a person closed).
     """
     _fee_table(db, fees)
 
@@ -278,7 +330,8 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
         "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = r.line_id) GROUP BY m.line_id"
     )
 
-    # 3. Refund lines ↔ the gateway's refunds.
+    # 3. Refund lines ↔ the gateway's refunds: by the provider's refund id, by our refund reference,
+    # else by the payment's reference and the amount.
     db.temp("rc_rm", "line_id BIGINT PRIMARY KEY, refund_id VARCHAR(40), rule VARCHAR(32)")
     db.x(
         "INSERT INTO rc_rm SELECT c.line_id, MIN(r.id), 'provider_txn_id' FROM rc_sl c JOIN refunds r "
@@ -290,13 +343,54 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
         "ON r.provider = c.provider AND r.reference = c.our_reference WHERE c.status = 'refund' "
         "AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
     )
-    db.x(
-        "INSERT INTO rc_rm SELECT c.line_id, MIN(r.id), 'exact_reference' FROM rc_sl c "
-        "JOIN payment_attempts a ON a.provider = c.provider AND a.reference = c.our_reference "
-        "JOIN refunds r ON r.attempt_id = a.id AND r.amount = c.gross WHERE c.status = 'refund' "
-        "AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = c.line_id) GROUP BY c.line_id"
+    # By the payment's reference: the k-th line of a payment and amount pairs with the k-th refund of
+    # that payment and amount not matched otherwise (succeeded first, then by id), so two partial refunds
+    # of 50 000 take one line each. A line left over names a refund already taken: a duplicate below.
+    db.temp(
+        "rc_rl",
+        "line_id BIGINT PRIMARY KEY, attempt_id VARCHAR(40), order_id VARCHAR(40), gross BIGINT, n BIGINT",
     )
-    db.analyze("rc_dup")
+    # (A line already known as a duplicate takes no turn: n is NULL, it only gets the order below.)
+    dup = "CASE WHEN d.line_id IS NULL THEN 0 ELSE 1 END"
+    db.x(
+        "INSERT INTO rc_rl SELECT c.line_id, a.id, a.order_id, c.gross, "  # noqa: S608
+        f"CASE WHEN d.line_id IS NULL THEN ROW_NUMBER() OVER (PARTITION BY a.id, c.gross, {dup} "
+        "ORDER BY c.line_id) END FROM rc_sl c "
+        "JOIN payment_attempts a ON a.provider = c.provider AND a.reference = c.our_reference "
+        "LEFT JOIN rc_dup d ON d.line_id = c.line_id "
+        "WHERE c.status = 'refund' AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = c.line_id)"
+    )
+    db.x(
+        "INSERT INTO rc_rm SELECT l.line_id, f.refund_id, 'exact_reference' FROM rc_rl l JOIN ("  # noqa: S608
+        "SELECT r.id AS refund_id, r.attempt_id, r.amount, ROW_NUMBER() OVER (PARTITION BY r.attempt_id, "
+        "r.amount ORDER BY CASE WHEN r.status = 'succeeded' THEN 0 ELSE 1 END, r.id) AS n FROM refunds r "
+        "WHERE r.order_id IN (SELECT order_id FROM rc_rl) "
+        "AND NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.refund_id = r.id) "
+        f"AND NOT {refund_answered_before('r.id')}"
+        ") f ON f.attempt_id = l.attempt_id AND f.amount = l.gross AND f.n = l.n",
+        d=win.business_date,
+    )
+    db.x(
+        "INSERT INTO rc_rm SELECT l.line_id, MIN(r.id), 'exact_reference' FROM rc_rl l "
+        "JOIN refunds r ON r.order_id = l.order_id AND r.attempt_id = l.attempt_id AND r.amount = l.gross "
+        "WHERE NOT EXISTS (SELECT 1 FROM rc_rm m WHERE m.line_id = l.line_id) GROUP BY l.line_id"
+    )
+    # A refund already answered by a line of an earlier run, or by an earlier line of this run: the
+    # later line is a duplicate (the refund's money is counted once).
+    db.x(
+        "INSERT INTO rc_dup SELECT m.line_id, (SELECT MIN(i.line_id) FROM "  # noqa: S608
+        f"{_ANSWERED} AND i.refund_id = m.refund_id), 'refund_earlier' FROM rc_rm m "
+        f"WHERE {refund_answered_before('m.refund_id')} "
+        "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id)",
+        d=win.business_date,
+    )
+    db.x(
+        "INSERT INTO rc_dup SELECT m.line_id, MIN(o.line_id), 'refund' FROM rc_rm m "
+        "JOIN rc_rm o ON o.refund_id = m.refund_id AND o.line_id < m.line_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id) "
+        "AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = o.line_id) GROUP BY m.line_id"
+    )
+    db.analyze("rc_dup", "rc_rm")
 
     t = db.text_of
     fee_raw = "(f.fixed + (c.gross * f.bps + 5000) / 10000)"
@@ -305,6 +399,7 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
         f"CASE WHEN f.provider IS NULL THEN NULL WHEN f.max_fee IS NOT NULL AND {fee_min} > f.max_fee "
         f"THEN f.max_fee ELSE {fee_min} END"
     )
+    no_refs = "CAST(NULL AS JSON)" if db.pg else "NULL"  # a typed NULL: the union's last branch has JSON
     payments = f"""
         SELECT 'provider' AS level, y.category,
           CASE y.category
@@ -331,7 +426,7 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
             THEN y.a_amount ELSE NULL END AS expected_amount,
           y.bd, y.order_id,
           CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.attempt_id END AS attempt_id,
-          NULL AS refund_id, y.line_id, y.batch_key, y.provider,
+          NULL AS refund_id, y.line_id, y.batch_key, y.provider, {no_refs} AS refs,
           CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END AS status
         FROM (
           SELECT x.*,
@@ -354,22 +449,27 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
             WHERE c.status = 'success'{db.fence}
           ) x{db.fence}
         ) y"""  # noqa: S608
-    refunds = """
+    refunds = f"""
         SELECT 'provider' AS level, y.category,
           CASE y.category
-            WHEN 'duplicate' THEN 'same provider transaction as an earlier line'
+            WHEN 'duplicate' THEN CASE y.dup_why
+                WHEN 'refund' THEN 'refund already matched by another line'
+                WHEN 'refund_earlier' THEN 'refund already matched by an earlier line'
+                ELSE 'same provider transaction as an earlier line' END
             WHEN 'unexpected_in_statement' THEN 'refund not recorded at the gateway'
             WHEN 'status_conflict' THEN 'refund ' || y.r_status || ' at the gateway'
             WHEN 'amount_mismatch' THEN CASE WHEN y.gross > y.r_amount
                 THEN 'provider refund above ours' ELSE 'provider refund below ours' END
             ELSE 'refund matched' END AS reason,
-          NULL AS detail, CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END AS rule,
+          CASE WHEN y.category = 'duplicate' THEN 'first seen as line ' || {t("y.dup_first")}
+            ELSE NULL END AS detail,
+          CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.rule END AS rule,
           y.gross AS amount,
           CASE WHEN y.category IN ('amount_mismatch', 'status_conflict') AND y.r_amount <> y.gross
             THEN y.r_amount ELSE NULL END AS expected_amount,
           y.bd, y.order_id, NULL AS attempt_id,
           CASE WHEN y.category = 'duplicate' THEN NULL ELSE y.refund_id END AS refund_id,
-          y.line_id, y.batch_key, y.provider,
+          y.line_id, y.batch_key, y.provider, {no_refs} AS refs,
           CASE WHEN y.category = 'matched' THEN 'closed' ELSE 'open' END AS status
         FROM (
           SELECT x.*,
@@ -379,7 +479,8 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
                  WHEN x.gross <> x.r_amount THEN 'amount_mismatch'
                  ELSE 'matched' END AS category
           FROM (
-            SELECT c.line_id, c.provider, c.gross, c.bd, c.batch_key, d.why AS dup_why, m.rule,
+            SELECT c.line_id, c.provider, c.gross, c.bd, c.batch_key, d.why AS dup_why,
+              d.first_id AS dup_first, m.rule,
               r.id AS refund_id, r.order_id, r.amount AS r_amount, r.status AS r_status
             FROM rc_sl c
             LEFT JOIN rc_dup d ON d.line_id = c.line_id
@@ -387,20 +488,37 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
             LEFT JOIN refunds r ON r.id = m.refund_id
             WHERE c.status = 'refund'
           ) x
-        ) y"""
+        ) y"""  # noqa: S608
     # Paid attempts no (non-duplicate) provider line matched: pending, then missing.
-    unmatched = """
+    unmatched = f"""
         SELECT 'provider' AS level,
           CASE WHEN dl.missing = 1 THEN 'missing_in_statement' ELSE 'pending' END AS category,
           CASE WHEN dl.missing = 1 THEN 'no provider line within the settlement window'
                ELSE 'awaiting the provider line' END AS reason,
           NULL AS detail, NULL AS rule, t.amount, NULL AS expected_amount, t.bd, t.order_id, t.attempt_id,
-          NULL AS refund_id, NULL AS line_id, NULL AS batch_key, t.provider,
+          NULL AS refund_id, NULL AS line_id, NULL AS batch_key, t.provider, {no_refs} AS refs,
           'open' AS status
         FROM rc_att t JOIN rc_deadline dl ON dl.bd = t.bd
         WHERE t.direct = 0 AND NOT EXISTS (
           SELECT 1 FROM rc_sl m WHERE m.attempt_id = t.attempt_id
-          AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id))"""
+          AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id))"""  # noqa: S608
+    # Succeeded refunds no (non-duplicate) refund line reflects: pending, then missing (the refund's
+    # reference is joined in when the item is read; the payment's is kept, as provider files name it).
+    refund_refs = db.json_object(
+        {"attempt_reference": "f.attempt_reference", "provider_txn_id": "f.provider_reference"}
+    )
+    unreflected = f"""
+        SELECT 'provider' AS level,
+          CASE WHEN dl.missing = 1 THEN 'missing_in_statement' ELSE 'pending' END AS category,
+          CASE WHEN dl.missing = 1 THEN 'refund not reflected in the provider''s settlement file'
+               ELSE 'awaiting the provider refund line' END AS reason,
+          NULL AS detail, NULL AS rule, f.amount, NULL AS expected_amount, f.bd, f.order_id,
+          NULL AS attempt_id, f.refund_id, NULL AS line_id, NULL AS batch_key, f.provider,
+          {refund_refs} AS refs, 'open' AS status
+        FROM rc_rf f JOIN rc_deadline dl ON dl.bd = f.bd
+        WHERE f.direct = 0 AND NOT EXISTS (
+          SELECT 1 FROM rc_rm m WHERE m.refund_id = f.refund_id
+          AND NOT EXISTS (SELECT 1 FROM rc_dup d WHERE d.line_id = m.line_id))"""  # noqa: S608
     order = "u.bd, COALESCE(u.line_id, 0), COALESCE(u.attempt_id, ''), COALESCE(u.refund_id, '')"
     result = db.x(
         f"""
@@ -409,20 +527,26 @@ def match_provider_level(db: Db, win: Window, *, fees: FeeSchedule | None, run_i
           carried_from, resolved_at, resolved_by, resolution)
         SELECT :run, ROW_NUMBER() OVER (ORDER BY {order}), u.level, u.category, u.reason, u.detail, u.rule,
           u.amount, u.expected_amount, u.bd, u.order_id, u.attempt_id, u.refund_id, u.line_id, u.batch_key,
-          u.provider, NULL, CASE WHEN r.id IS NULL THEN u.status ELSE 'resolved' END,
-          COALESCE(pl.item_id, pa.item_id), r.resolved_at, r.resolved_by,
+          u.provider, u.refs, CASE WHEN r.id IS NULL THEN u.status ELSE 'resolved' END,
+          COALESCE(pl.item_id, pa.item_id, pr.item_id), r.resolved_at, r.resolved_by,
           CASE WHEN r.id IS NULL THEN NULL
                ELSE 'resolved earlier (item ' || {t("r.id")} || '): ' || COALESCE(r.resolution, '') END
-        FROM ({payments} UNION ALL {refunds} UNION ALL {unmatched}) u
+        FROM ({payments} UNION ALL {refunds} UNION ALL {unmatched} UNION ALL {unreflected}) u
         LEFT JOIN (SELECT line_id, MIN(item_id) AS item_id FROM rc_prev WHERE line_id IS NOT NULL
                    GROUP BY line_id) pl ON pl.line_id = u.line_id
         LEFT JOIN (SELECT attempt_id, MIN(item_id) AS item_id FROM rc_prev WHERE attempt_id IS NOT NULL
                    GROUP BY attempt_id) pa ON pa.attempt_id = u.attempt_id
+        LEFT JOIN (SELECT refund_id, MIN(item_id) AS item_id FROM rc_prev
+                   WHERE refund_id IS NOT NULL AND line_id IS NULL GROUP BY refund_id) pr
+          ON pr.refund_id = u.refund_id
         LEFT JOIN (SELECT line_id, MAX(item_id) AS item_id FROM rc_resolved WHERE line_id IS NOT NULL
                    GROUP BY line_id) rl ON rl.line_id = u.line_id AND u.category <> 'matched'
         LEFT JOIN (SELECT attempt_id, MAX(item_id) AS item_id FROM rc_resolved WHERE attempt_id IS NOT NULL
                    GROUP BY attempt_id) ra ON ra.attempt_id = u.attempt_id AND u.category <> 'matched'
-        LEFT JOIN recon_items r ON r.id = COALESCE(rl.item_id, ra.item_id)
+        LEFT JOIN (SELECT refund_id, MAX(item_id) AS item_id FROM rc_resolved
+                   WHERE refund_id IS NOT NULL AND line_id IS NULL GROUP BY refund_id) rr
+          ON rr.refund_id = u.refund_id AND u.line_id IS NULL AND u.category <> 'matched'
+        LEFT JOIN recon_items r ON r.id = COALESCE(rl.item_id, ra.item_id, rr.item_id)
         """,  # noqa: S608
         run=run_id,
     )

@@ -47,8 +47,8 @@ from reconciliation.ladder import Attempt, BankLadder, Item, Line
 from reconciliation.matching import (
     LEVEL_RANK,
     Window,
-    attempt_days,
     build_candidates,
+    candidate_days,
     deadline_table,
     match_provider_level,
     open_window,
@@ -70,7 +70,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Bump whenever a rule changes what a run produces: stored with every run.
-RULE_VERSION = "recon-2026.11.1"
+RULE_VERSION = "recon-2026.11.2"
 
 #: contract §9, fixed codes, in the order reports list them.
 CATEGORIES: tuple[str, ...] = (
@@ -249,28 +249,34 @@ def _store_ladder_items(db: Db, run_id: str, items: list[Item], *, offset: int) 
     """The statement-level items, after level (a)'s: ``seq`` continues at ``offset + 1``.
 
     Linked like level (a)'s (matching.match_provider_level): ``carried_from`` the previous run's open
-    item about the same line, attempt or payout; a finance resolution of the same subject is inherited.
+    item about the same line, attempt, payout or unreflected refund; a finance resolution of the same
+    subject is inherited.
     """
     carried: dict[tuple[str, Any], int] = {}
     for r in db.x(
-        "SELECT item_id, level, attempt_id, line_id, provider, batch_key FROM rc_prev ORDER BY item_id"
+        "SELECT item_id, level, attempt_id, refund_id, line_id, provider, batch_key FROM rc_prev "
+        "ORDER BY item_id"
     ):
         if r.line_id is not None:
             carried.setdefault(("line", int(r.line_id)), int(r.item_id))
         if r.attempt_id is not None:
             carried.setdefault(("attempt", r.attempt_id), int(r.item_id))
+        if r.refund_id is not None and r.line_id is None:
+            carried.setdefault(("refund", r.refund_id), int(r.item_id))
         if r.level == "payout" and r.batch_key is not None:
             carried.setdefault(("batch", (r.provider, r.batch_key)), int(r.item_id))
     resolved: dict[tuple[str, Any], Any] = {}
     for r in db.x(
-        "SELECT i.id, i.attempt_id, i.line_id, i.provider, i.batch_key, i.level, i.resolved_at, "
-        "i.resolved_by, "
+        "SELECT i.id, i.attempt_id, i.refund_id, i.line_id, i.provider, i.batch_key, i.level, "
+        "i.resolved_at, i.resolved_by, "
         "i.resolution FROM recon_items i JOIN rc_resolved r ON r.item_id = i.id ORDER BY i.id"
     ):
         if r.line_id is not None:
             resolved[("line", int(r.line_id))] = r
         if r.attempt_id is not None:
             resolved[("attempt", r.attempt_id)] = r
+        if r.refund_id is not None and r.line_id is None:
+            resolved[("refund", r.refund_id)] = r
         if r.level == "payout" and r.batch_key is not None and r.line_id is None:
             resolved[("batch", (r.provider, r.batch_key))] = r
     rows = []
@@ -278,7 +284,10 @@ def _store_ladder_items(db: Db, run_id: str, items: list[Item], *, offset: int) 
         keys: list[tuple[str, Any]] = [("line", it.line_id), ("attempt", it.attempt_id)]
         if it.level == "payout":
             keys.append(("batch", (it.provider, it.batch_key)))
-        carried_from = next((carried[k] for k in keys if k in carried), None)
+        # An unreflected refund is carried by its refund; so is the debit that finally answers it.
+        carried_from = next((carried[k] for k in [*keys, ("refund", it.refund_id)] if k in carried), None)
+        if it.line_id is None:
+            keys.append(("refund", it.refund_id))
         earlier = None
         if it.category != "matched":
             earlier = next((resolved[k] for k in keys if k in resolved), None)
@@ -384,7 +393,12 @@ def _inputs(db: Db, statement: ImportOutcome | None) -> dict[str, Any]:
         )
     ]
     att = db.x("SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS total FROM rc_att").one()
-    return {"files": files, "attempts": {"count": int(att.n), "amount": int(att.total)}}
+    ref = db.x("SELECT COUNT(*) AS n, COALESCE(SUM(amount), 0) AS total FROM rc_rf").one()
+    return {
+        "files": files,
+        "attempts": {"count": int(att.n), "amount": int(att.total)},
+        "refunds": {"count": int(ref.n), "amount": int(ref.total)},
+    }
 
 
 class _Confirmer:
@@ -536,7 +550,7 @@ def reconcile(
         _apply_answers(session, db, answers, run_id=run_id, now=now, base_url=base_url)
         watermark = int(db.x("SELECT COALESCE(MAX(id), 0) FROM statement_files").scalar_one())
         build_candidates(db, win, direct_providers=config.direct_providers)
-        deadline_table(db, win, config.calendar, config.settlement_window_days, attempt_days(db))
+        deadline_table(db, win, config.calendar, config.settlement_window_days, candidate_days(db))
         level_a = match_provider_level(db, win, fees=config.fee_schedule, run_id=run_id)
         ladder = BankLadder(
             db,

@@ -70,6 +70,7 @@ REASONS: Final = {
         "no bank credit within the settlement window"
     ),
     "refund not reflected in the bank statement": lazy_gettext("refund not reflected in the bank statement"),
+    "awaiting the bank debit of the refund": lazy_gettext("awaiting the bank debit of the refund"),
 }
 
 _PATTERNS: Final[tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...]] = (

@@ -350,6 +350,8 @@ _BIGID = BigInteger().with_variant(Integer, "sqlite")
 Index("ix_payment_attempts_provider_txn_id", PaymentAttempt.provider_txn_id)
 Index("ix_payment_attempts_paid_at", PaymentAttempt.paid_at)
 Index("ix_orders_dossier_code", Order.dossier_code)
+# A run selects the refunds completed in its window (migration 0006).
+Index("ix_refunds_completed_at", Refund.completed_at)
 
 
 class ReconFile(Base):
@@ -475,6 +477,13 @@ class ReconItem(Base):
             "status",
             postgresql_where=text("status = 'resolved'"),
             sqlite_where=text("status = 'resolved'"),
+        ),
+        # Refund items only (has an earlier run dealt with this refund?), migration 0006.
+        Index(
+            "ix_recon_items_refund",
+            "refund_id",
+            postgresql_where=text("refund_id IS NOT NULL"),
+            sqlite_where=text("refund_id IS NOT NULL"),
         ),
     )
 

@@ -136,3 +136,49 @@ def test_reconcile_bad_input_exits_2_and_writes_nothing(
     assert gateway(env, "reconcile", "--date", "2025-10-14", "--statement", "/nope.xml").exit_code == 2
     assert count_rows(engine) == before
     assert date(2025, 10, 14)  # keep the import used
+
+
+def test_reconcile_json_reports_a_refund_missing_from_the_provider_file(
+    world: World, env: dict[str, str]
+) -> None:
+    paid = world.attempt(provider="momo", amount=200_000)
+    world.settle(
+        [settlement_row("M1", paid.reference, 200_000, 2000, batch="MOMO-1", provider="momo")], "momo"
+    )
+    world.refund(paid, 80_000, provider_reference="MR-1")  # succeeded at MoMo, absent from its file
+    credit = world.statement([Entry("198000", ref="FT-M1", txs=[Tx(ustrd="MOMO MOMO-1")])])
+
+    result = gateway(env, "reconcile", "--date", "2025-10-14", "--statement", str(credit), "--json")
+    assert result.exit_code == 0, result.output  # pending is not a discrepancy yet
+    body = json.loads(result.stdout)
+    assert body["totals"]["pending"] == {"count": 1, "amount": 80_000}
+    (item,) = [i for i in body["items"] if i["category"] == "pending"]
+    assert set(item) == ITEM_KEYS
+    assert (item["reason"], item["rule"], item["amount"], item["expected_amount"], item["order_id"]) == (
+        "awaiting the provider refund line",
+        None,
+        80_000,
+        None,
+        paid.order_id,
+    )
+    assert item["business_date"] == "2025-10-14"
+    assert item["references"] == {
+        "attempt_reference": paid.reference,
+        "dossier_code": paid.dossier,
+        "provider": "momo",
+        "provider_txn_id": "MR-1",
+        "refund_reference": paid.reference.replace("GW", "RF", 1),
+    }
+
+    later = gateway(env, "reconcile", "--date", "2025-10-17", "--statement", str(credit), "--json")
+    assert later.exit_code == 1, later.output  # now a discrepancy
+    body = json.loads(later.stdout)
+    assert body["totals"]["missing_in_statement"] == {"count": 1, "amount": 80_000}
+    (item,) = body["items"]
+    assert (item["category"], item["reason"], item["amount"], item["order_id"]) == (
+        "missing_in_statement",
+        "refund not reflected in the provider's settlement file",
+        80_000,
+        paid.order_id,
+    )
+    assert item["references"]["refund_reference"] == paid.reference.replace("GW", "RF", 1)

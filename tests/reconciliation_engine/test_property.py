@@ -1,6 +1,6 @@
-"""Property (issue 6.7): for any set of payments, provider lines and statement lines, every VND of input is
-accounted for in exactly one item — each paid attempt, each line and each payout in exactly one item,
-with its own amount — and the totals add up."""
+"""Property (issue 6.7): for any set of payments, refunds, provider lines and statement lines, every VND of
+input is accounted for in exactly one item — each paid attempt, each succeeded refund, each line and each
+payout in exactly one item, with its own amount — and the totals add up."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ attempt_plan = st.tuples(
     # what the outside world says about it
     st.sampled_from(["none", "exact", "off", "twice", "fee", "text_only", "amount_only"]),
     st.sampled_from(["B1", "B2"]),
+    # a refund of half the payment, and what the provider file / the bank statement says about it
+    st.sampled_from(["none", "none", "reflected", "unreflected", "twice", "off", "not_succeeded"]),
 )
 stray_line = st.tuples(st.sampled_from(["settlement", "credit", "debit"]), AMOUNTS)
 
@@ -48,7 +50,7 @@ def test_every_vnd_is_in_exactly_one_item(
     engine: Engine,
     sessions: sessionmaker[Session],
     tmp_path: Path,
-    plans: list[tuple[str, int, str, str, str]],
+    plans: list[tuple[str, int, str, str, str, str]],
     strays: list[tuple[str, int]],
     payout: str,
     with_fees: bool,
@@ -60,8 +62,26 @@ def test_every_vnd_is_in_exactly_one_item(
     rows: list[str] = []
     entries: list[Entry] = []
     batches: Counter[str] = Counter()
-    for n, (provider, amount, status, outside, batch) in enumerate(plans):
+    for n, (provider, amount, status, outside, batch, refund) in enumerate(plans):
         a = world.attempt(provider=provider, amount=amount, status=status)
+        if status == "succeeded" and refund != "none":
+            part = amount // 2
+            world.refund(
+                a,
+                part,
+                status="succeeded" if refund != "not_succeeded" else "pending",
+                provider_reference=f"R{n}" if refund == "off" else None,
+                bank_transfer_ref=f"RT{n}",
+            )
+            if refund != "unreflected":
+                gross = part + 1_000 if refund == "off" else part
+                for k in range(2 if refund == "twice" else 1):
+                    if provider == "vnpay":  # by the provider's id ("off"), else the payment's reference
+                        txn = f"R{n}" if k == 0 else f"R{n}-{k}"  # twice: another id, the same refund
+                        rows.append(settlement_row(txn, a.reference, gross, 0, status="refund", batch=batch))
+                        batches[batch] -= gross
+                    else:  # a bank-transfer refund: a debit naming the transfer
+                        entries.append(Entry(str(gross), "DBIT", ref=f"RT{n}"))
         if provider == "vnpay" and outside != "none":
             gross = amount + 1_000 if outside == "off" else amount
             fee = 7 if outside == "fee" else gross // 100
@@ -92,9 +112,10 @@ def test_every_vnd_is_in_exactly_one_item(
 
     with transaction(sessions) as session:
         lines = {ln.id: ln for ln in session.scalars(select(ReconLine))}
-        from gateway.storage.models import PaymentAttempt
+        from gateway.storage.models import PaymentAttempt, Refund
 
         paid = {a.id: a.amount for a in session.scalars(select(PaymentAttempt)) if a.status == "succeeded"}
+        refunded = {r.id: r.amount for r in session.scalars(select(Refund)) if r.status == "succeeded"}
 
     # each line in exactly one item, with the line's own amount
     by_line = Counter(i["line_id"] for i in items if i["line_id"] is not None)
@@ -111,6 +132,14 @@ def test_every_vnd_is_in_exactly_one_item(
         if item["attempt_id"] in paid:
             ours = item["expected_amount"] if item["expected_amount"] is not None else item["amount"]
             assert ours == paid[item["attempt_id"]]
+    # each succeeded refund in exactly one item, for its own amount (its line, or pending/missing)
+    by_refund = Counter(i["refund_id"] for i in items if i["refund_id"] in refunded)
+    assert set(by_refund) == set(refunded)
+    assert set(by_refund.values()) <= {1}
+    for item in items:
+        if item["refund_id"] in refunded:
+            ours = item["expected_amount"] if item["expected_amount"] is not None else item["amount"]
+            assert ours == refunded[item["refund_id"]]
     # each payout batch in exactly one item
     payouts = Counter(i["batch_key"] for i in items if i["level"] == "payout")
     assert set(payouts) == {b for b, c in batches.items() if c or b in payouts}

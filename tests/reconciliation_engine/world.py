@@ -129,22 +129,35 @@ class World:
         return Paid(order.id, attempt.id, reference, amount, dossier, provider)
 
     def refund(
-        self, paid: Paid, amount: int, *, status: str = "succeeded", provider_reference: str | None = None
+        self,
+        paid: Paid,
+        amount: int,
+        *,
+        status: str = "succeeded",
+        provider_reference: str | None = None,
+        reference: str | None = None,
+        completed_on: date = date(2025, 10, 14),
+        hour: int = 15,
+        bank_transfer_ref: str | None = None,
     ) -> str:
+        """A refund of ``paid``; a succeeded one completed at ``hour`` Vietnam time on ``completed_on``."""
+        completed = vn(completed_on, hour) if status == "succeeded" else None
         with transaction(self.sessions) as session:
             refund = Refund(
                 id=new_id("ref"),
                 order_id=paid.order_id,
                 attempt_id=paid.attempt_id,
                 provider=paid.provider,
-                reference=paid.reference.replace("GW", "RF", 1),
+                reference=reference or paid.reference.replace("GW", "RF", 1),
                 amount=amount,
                 reason="hoàn phí",
                 status=status,
                 provider_reference=provider_reference,
                 requested_by="finance@example.vn",
+                bank_transfer_ref=bank_transfer_ref,
                 created_at=datetime(2025, 10, 14, tzinfo=UTC),
-                updated_at=datetime(2025, 10, 14, tzinfo=UTC),
+                updated_at=completed or datetime(2025, 10, 14, tzinfo=UTC),
+                completed_at=completed,
             )
             session.add(refund)
         return refund.id
@@ -215,6 +228,7 @@ class World:
                     "business_date": r.business_date,
                     "order_id": r.order_id,
                     "attempt_id": r.attempt_id,
+                    "refund_id": r.refund_id,
                     "line_id": r.line_id,
                     "batch_key": r.batch_key,
                     "status": r.status,
@@ -227,6 +241,14 @@ class World:
 
     def by_attempt(self, run_id: str) -> dict[str, dict[str, Any]]:
         return {i["attempt_id"]: i for i in self.items(run_id) if i["attempt_id"]}
+
+    def by_refund(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Items naming each refund (a refund is accounted for when it has exactly one)."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for i in self.items(run_id):
+            if i["refund_id"]:
+                out.setdefault(i["refund_id"], []).append(i)
+        return out
 
     def categories(self, run_id: str) -> list[tuple[str, str, str | None]]:
         return [(i["level"], i["category"], i["rule"]) for i in self.items(run_id)]
