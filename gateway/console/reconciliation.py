@@ -275,8 +275,12 @@ def item_page(
         )
         for o in options
     ]
+    registry = services().providers
+    code = str(item.get("provider") or "")
+    can_query = bool(item["attempt_id"]) and code in registry and registry.get(code).supports_query
     return render(
         "console_recon_item.html",
+        can_query=can_query,
         status=status,
         item=item,
         run=run,

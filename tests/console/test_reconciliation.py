@@ -348,3 +348,21 @@ def test_without_a_session_every_review_page_sends_to_the_login(
         == 400
     )
     assert _actions(sessions, item.id) == []
+
+
+def test_a_bank_transfer_cannot_be_queried_so_no_query_is_offered(
+    as_finance: FlaskClient, world: World, sessions: Any
+) -> None:
+    world.attempt(provider="vietqr", amount=120_000)
+    world.run(D)
+    latest = world.run(LATER, clock=lambda: datetime(2025, 10, 21, 2, 0, tzinfo=UTC))
+    assert latest.run_id is not None
+    item = _item(sessions, latest.run_id, "missing_in_statement")
+    assert item.attempt_id is not None
+    path = f"/console/reconciliation/items/{item.id}"
+    page = as_finance.get(path).get_data(as_text=True)
+    assert f"{path}/resolve" in page
+    assert f"{path}/query" not in page
+    refused = post(as_finance, f"{path}/query", {"reason": "hỏi ngân hàng"}, page=path)
+    assert refused.status_code == 303  # told why; nothing recorded
+    assert _actions(sessions, item.id) == []
