@@ -12,14 +12,13 @@ from __future__ import annotations
 import tempfile
 from datetime import datetime
 from typing import Any, BinaryIO, Final, cast
-from urllib.parse import urlencode
 
 from flask import flash, redirect, request, send_file, url_for
 from flask_babel import gettext, lazy_gettext
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from gateway.console.base import DISPLAY_TZ, bp, me, render, require
+from gateway.console.base import DISPLAY_TZ, bp, me, money, render, require
 from gateway.console.forms import ItemActionForm, ManualMatchForm
 from gateway.console.recon_text import explain
 from gateway.container import services
@@ -200,7 +199,6 @@ def recon_run(run_id: str) -> Response:
         item_status=status,
         statuses=ITEM_STATUSES,
         filters=filters,
-        filter_query=urlencode(filters),
         categories=CATEGORIES,
         is_head=run["id"] == head,
         head_run_id=head,
@@ -223,10 +221,11 @@ def recon_exceptions() -> Response:
         run, total, items = recon.exception_queue(
             db, limit=QUEUE_PER_PAGE, offset=(page - 1) * QUEUE_PER_PAGE
         )
+        run_view = recon.run_view(run) if run else None
     pages = max(1, -(-total // QUEUE_PER_PAGE))
     return render(
         "console_recon_exceptions.html",
-        run=recon.run_view(run) if run else None,
+        run=run_view,
         total=total,
         items=items,
         page=page,
@@ -262,7 +261,7 @@ def item_page(
                 part
                 for part in (
                     _label(CATEGORY_LABELS, o["category"]),
-                    f"{o['amount']:,}".replace(",", ".") + " ₫",
+                    money(o["amount"]),
                     _day(o["business_date"]),
                     o["references"].get("dossier_code")
                     or o["references"].get("attempt_reference")
