@@ -71,6 +71,8 @@ REASONS: Final = {
     ),
     "refund not reflected in the bank statement": lazy_gettext("refund not reflected in the bank statement"),
     "awaiting the bank debit of the refund": lazy_gettext("awaiting the bank debit of the refund"),
+    "awaiting the bank credit": lazy_gettext("awaiting the bank credit"),
+    "awaiting the payout credit": lazy_gettext("awaiting the payout credit"),
 }
 
 _PATTERNS: Final[tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...]] = (

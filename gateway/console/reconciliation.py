@@ -82,6 +82,7 @@ REFERENCE_LABELS: Final = {
     "end_to_end_id": lazy_gettext("End-to-end id"),
     "batch_id": lazy_gettext("Settlement batch"),
     "refund_reference": lazy_gettext("Refund reference"),
+    "bank_transfer_ref": lazy_gettext("Bank transfer reference"),
     "provider": lazy_gettext("Provider"),
 }
 RUN_STATUS_LABELS: Final = {

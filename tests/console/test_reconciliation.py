@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.storage.models import AuditLog, Order, PaymentAttempt, ReconItem, ReconItemAction
 from reconciliation.config import ReconConfig
-from reconciliation.runs import reconcile
+from reconciliation.runs import CATEGORIES, reconcile
 from tests.console.conftest import Staff, login, post
 from tests.helpers import paid_order
 from tests.reconciliation.builders import settlement_row
@@ -366,3 +367,44 @@ def test_a_bank_transfer_cannot_be_queried_so_no_query_is_offered(
     refused = post(as_finance, f"{path}/query", {"reason": "hỏi ngân hàng"}, page=path)
     assert refused.status_code == 303  # told why; nothing recorded
     assert _actions(sessions, item.id) == []
+
+
+def _engine_phrases() -> set[str]:
+    """Every fixed reason the engine writes: ``reason=`` literals in the ladder, CASE branches in SQL."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2] / "reconciliation"
+    phrases: set[str] = set()
+
+    def literals(node: ast.AST) -> list[str]:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            return [node.value]
+        if isinstance(node, ast.IfExp):
+            return literals(node.body) + literals(node.orelse)
+        return []
+
+    ladder = ast.parse((root / "ladder.py").read_text(encoding="utf-8"))
+    for node in ast.walk(ladder):
+        if isinstance(node, ast.keyword) and node.arg == "reason":
+            phrases.update(literals(node.value))
+        if isinstance(node, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == "reason" for t in node.targets
+        ):
+            phrases.update(literals(node.value))
+    sql = (root / "matching.py").read_text(encoding="utf-8")
+    for block in re.findall(r"CASE(.*?)END AS reason", sql, flags=re.S):
+        phrases.update(re.findall(r"(?:THEN|ELSE) '((?:[^']|'')+)'", block))
+    phrases = {p.replace("''", "'") for p in phrases}
+    # A phrase ending in a space is the head of a concatenation ('refund ' || status): patterns cover those.
+    return {p for p in phrases if p not in CATEGORIES and " " in p and p == p.strip()}
+
+
+def test_every_fixed_reason_of_the_engine_has_a_translation(app: Any) -> None:
+    from gateway.console.recon_text import explain
+
+    phrases = _engine_phrases()
+    assert "money with no dossier" in phrases  # the scan finds the ladder's
+    assert "refund not reflected in the provider's settlement file" in phrases  # and the SQL's
+    with app.test_request_context("/console/?lang=vi"):
+        untranslated = sorted(p for p in phrases if explain(p) == p)
+    assert untranslated == []
