@@ -13,10 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
-    BigInteger,
     Engine,
     Insert,
-    Integer,
     Table,
     and_,
     bindparam,
@@ -175,10 +173,10 @@ def insert_order(
 
     Creating orders is the hot path (bench/README.md). On PostgreSQL everything is ONE statement in
     autocommit mode: data-modifying CTEs insert the order and the idempotency record, the items come
-    from ``unnest`` of one array per column; foreign keys are checked at the end of the statement. The
-    one-open-order-per-dossier rule is the partial unique index ``uq_orders_open_dossier``: a duplicate
-    raises :class:`~sqlalchemy.exc.IntegrityError`, which the caller resolves with
-    :func:`open_dossier_conflict`.
+    from one JSON array (``json_populate_recordset``); foreign keys are checked at the end of the
+    statement. The one-open-order-per-dossier rule is the partial unique index
+    ``uq_orders_open_dossier``: a duplicate raises :class:`~sqlalchemy.exc.IntegrityError`, which the
+    caller resolves with :func:`open_dossier_conflict`.
     """
     # The ``metadata`` column is mapped as ``metadata_json`` (``metadata`` is reserved on models).
     params: dict[str, Any] = {
@@ -188,10 +186,13 @@ def insert_order(
     if idempotency_row is not None:
         params.update({f"k_{name}": idempotency_row[name] for name in _IDEMPOTENCY_COLUMNS})
     if engine.dialect.name == "postgresql":
-        for name in _ITEM_COLUMNS:
-            params[f"i_{name}"] = [getattr(item, name) for item in order.items]
-        # Values go to the driver as they are (psycopg adapts aware datetimes and lists to arrays); the one
-        # JSON column is serialised here. No per-call compilation or bind processing on the hot path.
+        # The items travel as one JSON document (json.dumps is C; adapting one list per column to a typed
+        # array costs psycopg more per request than the whole document). Values go to the driver as they
+        # are otherwise: no per-call compilation or bind processing on the hot path.
+        params["i_items"] = json.dumps(
+            [{name: getattr(item, name) for name in _ITEM_COLUMNS} for item in order.items],
+            ensure_ascii=False,
+        )
         params["o_metadata"] = json.dumps(params["o_metadata"], ensure_ascii=False)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql(_pg_insert_order_sql(with_key=idempotency_row is not None), params)
@@ -219,15 +220,6 @@ def _insert_values(table: Table, prefix: str, columns: tuple[str, ...]) -> Inser
     )
 
 
-def _pg_array_type(column: str) -> str:
-    kind = _ITEMS.c[column].type
-    if isinstance(kind, BigInteger):
-        return "bigint[]"
-    if isinstance(kind, Integer):
-        return "integer[]"
-    return "varchar[]"
-
-
 def _values_clause(table: Table, prefix: str, columns: tuple[str, ...]) -> str:
     # Built only from the models' own table and column names, never from input (S608 does not apply).
     values = ", ".join(f"%({prefix}{c})s" + ("::json" if c == "metadata" else "") for c in columns)
@@ -237,13 +229,17 @@ def _values_clause(table: Table, prefix: str, columns: tuple[str, ...]) -> str:
 @functools.cache
 def _pg_insert_order_sql(*, with_key: bool) -> str:
     """One statement in psycopg's ``%(name)s`` style: the order and the idempotency record as CTEs, the
-    items from ``unnest`` of one array per column."""
-    arrays = ", ".join(f"CAST(%(i_{name})s AS {_pg_array_type(name)})" for name in _ITEM_COLUMNS)
+    items from one JSON array read as rows of the table's own type (exact: a JSON integer becomes the
+    column's ``bigint``)."""
+    columns = ", ".join(_ITEM_COLUMNS)
     ctes = [f"new_order AS ({_values_clause(_ORDERS, 'o_', _ORDER_COLUMNS)})"]
     if with_key:
         ctes.append(f"new_key AS ({_values_clause(_KEYS, 'k_', _IDEMPOTENCY_COLUMNS)})")
     # Table and column names come from the models only; every value is a bound parameter.
-    items = f"INSERT INTO {_ITEMS.name} ({', '.join(_ITEM_COLUMNS)}) SELECT * FROM unnest({arrays})"  # noqa: S608
+    items = (
+        f"INSERT INTO {_ITEMS.name} ({columns}) SELECT {columns} "  # noqa: S608
+        f"FROM json_populate_recordset(NULL::{_ITEMS.name}, %(i_items)s::json)"
+    )
     return f"WITH {', '.join(ctes)} {items}"
 
 
