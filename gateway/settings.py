@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 DEFAULT_DATABASE_URL = "sqlite:///instance/gateway.db"
 DEFAULT_JANITOR_SCHEDULE = (300, 900, 3600, 21600, 86400)
 # Exponential steps (1 min doubling, capped at 6 h) that add up to just over 24 h.
+DEFAULT_API_RATE_LIMIT = "600 per minute"  # contract §2
 DEFAULT_WEBHOOK_RETRY_SCHEDULE = (60, 120, 300, 600, 1800, 3600, 7200, 14400, 21600, 21600, 21600)
 
 
@@ -49,7 +50,7 @@ class Settings:
     providers: Mapping[str, ProviderCredentials] = field(default_factory=dict)
     webhook_retry_schedule: tuple[int, ...] = DEFAULT_WEBHOOK_RETRY_SCHEDULE
     janitor_schedule: tuple[int, ...] = DEFAULT_JANITOR_SCHEDULE
-    api_rate_limit: str = "600 per minute"
+    api_rate_limit: str = DEFAULT_API_RATE_LIMIT
     jobs_tick_seconds: int = 5
     instance_path: str = "instance"
     max_body_bytes: int = 64 * 1024
@@ -93,6 +94,19 @@ def _int_list(name: str, raw: str) -> tuple[int, ...]:
     if not values or any(v <= 0 for v in values):
         raise ConfigError(f"{name} must list at least one positive number of seconds, got {raw!r}")
     return values
+
+
+def _rate_limit(raw: str) -> str:
+    """``API_RATE_LIMIT`` in the limits syntax (``600 per minute``, ``10/second``), checked at start-up."""
+    from limits import parse
+
+    try:
+        limit = parse(raw)
+    except ValueError as exc:
+        raise ConfigError(f"API_RATE_LIMIT must read like '600 per minute', got {raw!r}") from exc
+    if limit.amount <= 0:
+        raise ConfigError(f"API_RATE_LIMIT must allow at least one request, got {raw!r}")
+    return raw
 
 
 def _secret_key(instance: Path, env: Mapping[str, str]) -> str:
@@ -163,7 +177,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         janitor_schedule=_int_list("JANITOR_SCHEDULE", env.get("JANITOR_SCHEDULE", ""))
         if env.get("JANITOR_SCHEDULE")
         else DEFAULT_JANITOR_SCHEDULE,
-        api_rate_limit=env.get("API_RATE_LIMIT", "600 per minute"),
+        api_rate_limit=_rate_limit(env.get("API_RATE_LIMIT", "").strip() or DEFAULT_API_RATE_LIMIT),
         jobs_tick_seconds=tick,
         instance_path=str(instance),
     )

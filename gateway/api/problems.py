@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import http_date
 
 from gateway.domain.errors import Conflict, GatewayError
 
@@ -79,8 +80,16 @@ def register_error_handlers(app: Flask, html_error: Any = None) -> None:
         else:
             errors = {}
         if not wants_problem() and html_error is not None:
-            return html_error(status, title, detail)
-        return problem(status, title, detail, errors=errors)
+            response = html_error(status, title, detail)
+        else:
+            response = problem(status, title, detail, errors=errors)
+        # A 429 (rate limit) or 503 says when to come back; the fresh response must keep saying it.
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = (
+                str(retry_after) if isinstance(retry_after, int) else http_date(retry_after)
+            )
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:

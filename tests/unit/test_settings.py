@@ -18,6 +18,8 @@ def test_defaults_are_the_embedded_ones(tmp_path):
     assert s.janitor_schedule == DEFAULT_JANITOR_SCHEDULE
     assert sum(s.webhook_retry_schedule) >= 24 * 3600
     assert all(p.emulated for p in s.providers.values())
+    assert s.api_rate_limit == "600 per minute"
+    assert load_settings(env(tmp_path, API_RATE_LIMIT="20/second")).api_rate_limit == "20/second"
 
 
 def test_secret_key_is_generated_once_into_instance(tmp_path):
@@ -36,6 +38,8 @@ def test_secret_key_is_generated_once_into_instance(tmp_path):
         ({"WEBHOOK_RETRY_SCHEDULE": "0"}, "WEBHOOK_RETRY_SCHEDULE"),
         ({"GATEWAY_ENV": "staging"}, "GATEWAY_ENV"),
         ({"JOBS_TICK_SECONDS": "soon"}, "JOBS_TICK_SECONDS"),
+        ({"API_RATE_LIMIT": "lots"}, "API_RATE_LIMIT"),
+        ({"API_RATE_LIMIT": "0 per minute"}, "API_RATE_LIMIT"),
     ],
 )
 def test_bad_configuration_is_a_startup_error(tmp_path, extra, names):
