@@ -17,7 +17,7 @@ from typing import Final
 
 from flask import Flask, g, request
 from flask.wrappers import Response
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse, parse_many
 from limits.errors import ConfigurationError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -53,7 +53,7 @@ def source_ip() -> str:
 @dataclass
 class RateLimits:
     window: FixedWindowRateLimiter  # the cheapest check per request; bursts at a window edge are acceptable
-    api: RateLimitItem
+    api: tuple[RateLimitItem, ...]  # ``100 per minute; 1000 per hour``: every one of them applies
     rejected_callbacks: RateLimitItem
 
     def _refuse(self, limit: RateLimitItem, key: str) -> TooManyRequests:
@@ -65,8 +65,9 @@ class RateLimits:
     def check_api(self) -> None:
         """Count this API request against its client; refuse it once the window is full."""
         key = client_key()
-        if not self.window.hit(self.api, KEY_PREFIX, key):
-            raise self._refuse(self.api, key)
+        for limit in self.api:
+            if not self.window.hit(limit, KEY_PREFIX, key):
+                raise self._refuse(limit, key)
 
     def check_callback_source(self) -> None:
         """Refuse every callback from a source whose unverifiable callbacks filled the window."""
@@ -99,7 +100,7 @@ def init_limits(app: Flask, settings: Settings) -> RateLimits:
     """
     limits = RateLimits(
         FixedWindowRateLimiter(_storage(settings)),
-        parse(settings.api_rate_limit),
+        tuple(parse_many(settings.api_rate_limit)),
         parse(REJECTED_CALLBACK_LIMIT),
     )
     app.extensions[EXTENSION] = limits

@@ -97,14 +97,15 @@ def _int_list(name: str, raw: str) -> tuple[int, ...]:
 
 
 def _rate_limit(raw: str) -> str:
-    """``API_RATE_LIMIT`` in the limits syntax (``600 per minute``, ``10/second``), checked at start-up."""
-    from limits import parse
+    """``API_RATE_LIMIT`` in flask-limiter's syntax (contract §2): ``600 per minute``, ``10/second``,
+    or several at once (``100 per minute; 2000 per hour``). Checked at start-up."""
+    from limits import parse_many
 
     try:
-        limit = parse(raw)
+        limits = parse_many(raw)
     except ValueError as exc:
         raise ConfigError(f"API_RATE_LIMIT must read like '600 per minute', got {raw!r}") from exc
-    if limit.amount <= 0:
+    if any(limit.amount <= 0 for limit in limits):
         raise ConfigError(f"API_RATE_LIMIT must allow at least one request, got {raw!r}")
     return raw
 

@@ -77,3 +77,23 @@ def test_a_broken_limiter_store_never_blocks_payments(settings: Any, engine: Any
         assert client.get(BAD_CALLBACK).status_code == 200
     finally:
         app.extensions["gateway"].engine.dispose()
+
+
+def test_several_limits_at_once_all_apply(settings: Any, engine: Any, sessions: Any) -> None:
+    app = create_app(replace(settings, api_rate_limit="5 per minute; 3 per hour"))
+    try:
+        client = app.test_client()
+        headers = _key(sessions, "Cổng E")
+        with time_machine.travel("2026-11-26 03:00:05Z", tick=False) as clock:
+            assert [client.get("/api/v1/providers", headers=headers).status_code for _ in range(4)] == [
+                200,
+                200,
+                200,
+                429,
+            ]
+            clock.shift(120)  # a new minute, but the hour is spent
+            refused = client.get("/api/v1/providers", headers=headers)
+            assert refused.status_code == 429
+            assert int(refused.headers["Retry-After"]) > 60
+    finally:
+        app.extensions["gateway"].engine.dispose()

@@ -20,6 +20,8 @@ def test_defaults_are_the_embedded_ones(tmp_path):
     assert all(p.emulated for p in s.providers.values())
     assert s.api_rate_limit == "600 per minute"
     assert load_settings(env(tmp_path, API_RATE_LIMIT="20/second")).api_rate_limit == "20/second"
+    both = "100 per minute; 2000 per hour"
+    assert load_settings(env(tmp_path, API_RATE_LIMIT=both)).api_rate_limit == both
 
 
 def test_secret_key_is_generated_once_into_instance(tmp_path):
