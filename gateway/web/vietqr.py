@@ -118,13 +118,15 @@ TEXTS: Final[dict[str, dict[str, str]]] = {
 STYLE: Final = """
 body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;margin:0;background:#f2f4f7;color:#1d2939;
 line-height:1.45}
-header{background:#005baa;color:#fff}
-header .bar{max-width:30rem;margin:0 auto;padding:.6rem 1rem;display:flex;justify-content:space-between;
-gap:1rem}
-header a{color:#fff}
+header{background:#a50e0e;color:#fff}
+header .bar{max-width:30rem;margin:0 auto;padding:.75rem 1rem;display:flex;justify-content:space-between;
+align-items:center;gap:.75rem;flex-wrap:wrap}
+.brand{font-weight:700}
+.lang{color:#fff;font-size:.9rem;padding:.25rem .5rem;border:1px solid rgba(255,255,255,.6);border-radius:4px;
+text-decoration:none;white-space:nowrap}
 main{max-width:30rem;margin:0 auto;padding:1rem}
 .card{background:#fff;border-radius:12px;padding:1.1rem;margin:0 0 1rem;box-shadow:0 1px 3px rgba(0,0,0,.12)}
-h1{font-size:1.25rem;margin:0 0 .5rem}
+h1{font-size:1.25rem;margin:0 0 .5rem;color:#a50e0e}
 .state{display:inline-block;padding:.15rem .6rem;border-radius:999px;background:#fef0c7;color:#93370d;
 font-weight:600}
 .state-paid{background:#d1fadf;color:#05603a}
