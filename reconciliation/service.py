@@ -41,7 +41,7 @@ from gateway.storage.models import (
 from providers.base import Outcome, QueryRequest
 from reconciliation.runs import CATEGORIES
 from reconciliation.sqlkit import as_date, as_datetime
-from reconciliation.views import ITEM_SELECT, item_detail
+from reconciliation.views import ITEM_SELECT, item_detail, item_page_sql
 
 __all__ = [
     "QUEUE_PRIORITY",
@@ -202,9 +202,8 @@ def list_items(
             raise ValidationProblem("invalid cursor", errors={"cursor": ["is not a valid cursor"]})
         where.append("i.seq > :after")
         params["after"] = int(after)
-    rows = session.execute(
-        text(ITEM_SELECT + "WHERE " + " AND ".join(where) + " ORDER BY i.seq LIMIT :limit"), params
-    ).all()
+    params["offset"] = 0
+    rows = session.execute(text(item_page_sql(" AND ".join(where), "i.seq")), params).all()
     next_cursor = _encode(rows[limit - 1].seq) if len(rows) > limit else None
     return Page([item_detail(r) for r in rows[:limit]], next_cursor)
 
@@ -294,18 +293,12 @@ def exception_queue(
     if run is None:
         return None, 0, []
     rank = " ".join(f"WHEN '{c}' THEN {n}" for n, c in enumerate(QUEUE_PRIORITY))
-    where = "WHERE i.run_id = :run AND i.status = 'open' AND i.category NOT IN ('matched', 'pending') "
-    total = int(
-        session.execute(text("SELECT COUNT(*) FROM recon_items i " + where), {"run": run.id}).scalar_one()  # noqa: S608
-    )
+    where = "i.run_id = :run AND i.status = 'open' AND i.category NOT IN ('matched', 'pending')"
+    count = text(f"SELECT COUNT(*) FROM recon_items i WHERE {where}")  # noqa: S608 - fixed fragments
+    total = int(session.execute(count, {"run": run.id}).scalar_one())
+    order = f"CASE i.category {rank} ELSE {len(QUEUE_PRIORITY)} END, i.business_date, i.seq"
     rows = session.execute(
-        text(
-            ITEM_SELECT
-            + where
-            + f"ORDER BY CASE i.category {rank} ELSE {len(QUEUE_PRIORITY)} END, i.business_date, i.seq "  # noqa: S608
-            + "LIMIT :limit OFFSET :offset"
-        ),
-        {"run": run.id, "limit": limit, "offset": max(0, offset)},
+        text(item_page_sql(where, order)), {"run": run.id, "limit": limit, "offset": max(0, offset)}
     ).all()
     return run, total, [item_detail(r) for r in rows]
 
@@ -317,14 +310,13 @@ def counterparts(session: Session, item_id: int, *, limit: int = 50) -> list[dic
     if item is None:
         raise NotFound(f"no reconciliation item {item_id}")
     side = "i.line_id IS NULL" if item.line_id is not None else "i.line_id IS NOT NULL"
+    where = (
+        "i.run_id = :run AND i.id <> :id AND i.status = 'open' "
+        f"AND i.category NOT IN ('matched', 'pending') AND {side}"
+    )
     rows = session.execute(
-        text(
-            ITEM_SELECT
-            + "WHERE i.run_id = :run AND i.id <> :id AND i.status = 'open' "
-            + f"AND i.category NOT IN ('matched', 'pending') AND {side} "
-            + "ORDER BY ABS(i.amount - :amount), i.seq LIMIT :limit"
-        ),
-        {"run": item.run_id, "id": item_id, "amount": item.amount, "limit": _limit(limit)},
+        text(item_page_sql(where, "ABS(i.amount - :amount), i.seq")),
+        {"run": item.run_id, "id": item_id, "amount": item.amount, "limit": _limit(limit), "offset": 0},
     ).all()
     return [item_detail(r) for r in rows]
 

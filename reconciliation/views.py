@@ -13,9 +13,9 @@ from typing import Any
 
 from reconciliation.sqlkit import as_date, as_datetime
 
-__all__ = ["ITEM_SELECT", "item_detail", "item_view", "references_of"]
+__all__ = ["ITEM_SELECT", "item_detail", "item_page_sql", "item_view", "references_of"]
 
-ITEM_SELECT = """
+_ITEM_COLUMNS = """
 SELECT i.id, i.run_id, i.seq, i.level, i.category, i.reason, i.detail, i.rule, i.amount, i.expected_amount,
   i.business_date, i.order_id, i.attempt_id, i.refund_id, i.line_id, i.batch_key, i.provider,
   i."references" AS refs, i.status, i.carried_from, i.resolved_at, i.resolved_by, i.resolution,
@@ -23,12 +23,25 @@ SELECT i.id, i.run_id, i.seq, i.level, i.category, i.reason, i.detail, i.rule, i
   l.bank_reference AS l_bank, l.end_to_end_id AS l_e2e,
   a.reference AS a_reference, a.provider_txn_id AS a_txn, o.dossier_code AS dossier_code,
   rf.reference AS rf_reference
-FROM recon_items i
+"""
+_ITEM_JOINS = """
 LEFT JOIN statement_lines l ON l.id = i.line_id
 LEFT JOIN payment_attempts a ON a.id = i.attempt_id
 LEFT JOIN orders o ON o.id = i.order_id
 LEFT JOIN refunds rf ON rf.id = i.refund_id
 """
+
+#: Items with their linked identifiers; append ``WHERE …`` on ``i`` (for a whole run or one item).
+ITEM_SELECT = _ITEM_COLUMNS + "FROM recon_items i" + _ITEM_JOINS
+
+
+def item_page_sql(where: str, order: str) -> str:
+    """One page of items: ``where`` and ``order`` (on alias ``i``) pick the page from ``recon_items``
+    alone, with ``:limit`` and ``:offset``; only the page's rows are then joined. (Joining first makes
+    PostgreSQL join every item of a category — 10,000 in a big run — before it sorts and cuts.)"""
+    # Callers pass fixed SQL fragments of their own; every value is a bound parameter.
+    page = f"(SELECT * FROM recon_items i WHERE {where} ORDER BY {order} LIMIT :limit OFFSET :offset) i"  # noqa: S608
+    return f"{_ITEM_COLUMNS}FROM {page}{_ITEM_JOINS}ORDER BY {order}"
 
 
 def references_of(row: Any) -> dict[str, Any]:
