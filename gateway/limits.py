@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 # A provider sends a handful of notifications per payment; a source that keeps sending callbacks we
 # cannot verify is probing, and each one costs a stored row (and may trigger a provider query).
 REJECTED_CALLBACK_LIMIT: Final = "30 per minute"
-API_BLUEPRINTS: Final = frozenset({"orders", "refunds", "events", "providers"})
+API_BLUEPRINTS: Final = frozenset({"orders", "refunds", "events", "providers", "reconciliation"})
 CALLBACK_BLUEPRINT: Final = "callbacks"
 EXTENSION: Final = "rate_limits"
 KEY_PREFIX: Final = "gateway-limits"
