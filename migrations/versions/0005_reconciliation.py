@@ -91,6 +91,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_statement_lines_reference", "statement_lines", ["provider", "our_reference"], unique=False
     )
+    op.create_index(
+        "ix_statement_lines_txn", "statement_lines", ["provider", "provider_txn_id"], unique=False
+    )
+    op.create_index("ix_statement_lines_batch", "statement_lines", ["provider", "batch_key"], unique=False)
 
     op.create_table(
         "recon_runs",
@@ -145,14 +149,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("run_id", "seq", name="uq_recon_items_run_seq"),
     )
-    op.create_index(
-        "ix_recon_items_run_category",
-        "recon_items",
-        ["run_id", "category", "seq"],
-        unique=False,
-        postgresql_where=sa.text("category <> 'matched'"),
-        sqlite_where=sa.text("category <> 'matched'"),
-    )
+    op.create_index("ix_recon_items_run_category", "recon_items", ["run_id", "category", "seq"], unique=False)
     op.create_index(
         "ix_recon_items_bank_attempt",
         "recon_items",
@@ -216,6 +213,8 @@ def downgrade() -> None:
     op.drop_table("recon_items")
     op.drop_index("ix_recon_runs_business_date", table_name="recon_runs")
     op.drop_table("recon_runs")
+    op.drop_index("ix_statement_lines_batch", table_name="statement_lines")
+    op.drop_index("ix_statement_lines_txn", table_name="statement_lines")
     op.drop_index("ix_statement_lines_reference", table_name="statement_lines")
     op.drop_index("ix_statement_lines_kind_date", table_name="statement_lines")
     op.drop_table("statement_lines")
