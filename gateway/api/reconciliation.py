@@ -1,22 +1,27 @@
 """``/api/v1/reconciliation``: reconciliation runs and their items, for finance (contract §3, ``finance``).
 
-Read-only, behind an API key holding the ``finance`` scope (403 without it). Staff reach the same data
-through the console, which calls :mod:`reconciliation.service` directly. Lists have the contract's
+Read-only, behind an API key holding the ``finance`` scope (403 without it) or, without an
+``Authorization`` header, a live staff console session (every staff role reads reconciliation; issue
+6.4). The console's own pages call :mod:`reconciliation.service` directly. Lists have the contract's
 ``{items, next_cursor}`` shape.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
 
 from marshmallow import RAISE, Schema, fields, validate
 
-from gateway.api.auth import require_client
+from gateway.api.auth import bearer_token, require_client
 from gateway.api.parsing import Blueprint
 from gateway.container import services
 from gateway.storage.db import transaction
 from reconciliation import service
 from reconciliation.runs import CATEGORIES
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 blp = Blueprint(
     "reconciliation",
@@ -102,8 +107,24 @@ class ReconRunDetailOut(ReconRunOut):
     next_cursor = fields.String(allow_none=True)
 
 
+def require_finance_reader(view: F) -> F:
+    """A ``finance``-scoped API key, or a signed-in staff member when no key is presented."""
+    with_key = require_client(scope="finance")(view)
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if bearer_token() is None:
+            from gateway.console.auth import active_staff
+
+            if active_staff() is not None:
+                return view(*args, **kwargs)
+        return with_key(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
 @blp.route("/runs", methods=["GET"])
-@require_client(scope="finance")
+@require_finance_reader
 @blp.arguments(ReconRunListArgs, location="query")
 @blp.response(200, ReconRunPage)
 def list_runs(args: dict[str, Any]) -> dict[str, Any]:
@@ -116,7 +137,7 @@ def list_runs(args: dict[str, Any]) -> dict[str, Any]:
 
 
 @blp.route("/runs/<run_id>", methods=["GET"])
-@require_client(scope="finance")
+@require_finance_reader
 @blp.arguments(ReconRunItemArgs, location="query")
 @blp.response(200, ReconRunDetailOut)
 def get_run(args: dict[str, Any], run_id: str) -> dict[str, Any]:

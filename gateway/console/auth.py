@@ -65,6 +65,18 @@ def _load_user(user_id: str) -> ConsoleUser | None:
     return ConsoleUser(found) if found is not None else None
 
 
+def active_staff() -> StaffPrincipal | None:
+    """The staff member of a live console session (signed in, not idle, second factor set up where the
+    role needs one), or None. For read-only use outside the console (the finance API): it neither
+    refreshes the idle clock nor changes anything."""
+    staff = signed_in()
+    if staff is None or _idle_expired():
+        return None
+    if staff.role == Role.ADMIN and not staff.has_totp:
+        return None
+    return staff
+
+
 def _end_session() -> None:
     logout_user()
     session.clear()

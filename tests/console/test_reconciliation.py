@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -408,3 +408,22 @@ def test_every_fixed_reason_of_the_engine_has_a_translation(app: Any) -> None:
     with app.test_request_context("/console/?lang=vi"):
         untranslated = sorted(p for p in phrases if explain(p) == p)
     assert untranslated == []
+
+
+def test_the_finance_api_also_answers_a_live_staff_session(
+    app: Any, client: FlaskClient, auditor: Staff, runs: dict[str, Any], clock: Any
+) -> None:
+    path = f"/api/v1/reconciliation/runs/{runs['latest']}?category=amount_mismatch"
+    assert client.get(path).status_code == 401  # no key, no session
+    assert login(client, auditor).status_code == 303
+    answer = client.get(path)
+    assert answer.status_code == 200, answer.get_json()
+    assert [i["amount"] for i in answer.get_json()["items"]] == [140_000]
+    assert client.get("/api/v1/reconciliation/runs").get_json()["items"][0]["id"] == runs["latest"]
+    # A key that is presented is what counts: a wrong one is refused even with a session.
+    assert client.get(path, headers={"Authorization": "Bearer gk_nope_nope"}).status_code == 401
+    # The console's idle timeout ends the API access too.
+    clock.now += timedelta(minutes=31)
+    assert client.get(path).status_code == 401
+    # The session gives no access to the portal's own API.
+    assert client.get("/api/v1/orders").status_code == 401
