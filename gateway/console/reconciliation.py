@@ -415,12 +415,16 @@ def _export(run_id: str, kind: str) -> Response:
     category = show if show in CATEGORIES else None
     svc = services()
     lang = current_locale()
-    # Spooled to disk past 8 MB: a run of a million items is exported without holding it in memory.
-    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
     with svc.sessions() as db:
-        run = recon.get_run(db, run_id)
+        run = recon.get_run(db, run_id)  # 404 before any file is made
         writer = reports.export_run_csv if kind == "csv" else reports.export_run_xlsx
-        count = writer(db, run_id, cast(BinaryIO, out), lang=lang, category=category)
+        # Spooled to disk past 8 MB: a run of a million items is exported without holding it in memory.
+        out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 - send_file closes it
+        try:
+            count = writer(db, run_id, cast(BinaryIO, out), lang=lang, category=category)
+        except BaseException:
+            out.close()
+            raise
     with transaction(svc.sessions) as db:
         record_action(
             db,

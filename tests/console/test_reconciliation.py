@@ -427,3 +427,9 @@ def test_the_finance_api_also_answers_a_live_staff_session(
     assert client.get(path).status_code == 401
     # The session gives no access to the portal's own API.
     assert client.get("/api/v1/orders").status_code == 401
+
+
+def test_exporting_an_unknown_run_is_a_404(as_finance: FlaskClient) -> None:
+    for kind in ("csv", "xlsx"):
+        with as_finance.get(f"/console/reconciliation/runs/rcn_nothing/export.{kind}") as answer:
+            assert answer.status_code == 404
