@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 REJECTED_CALLBACK_LIMIT: Final = "30 per minute"
 API_BLUEPRINTS: Final = frozenset({"orders", "refunds", "events", "providers", "reconciliation"})
 CALLBACK_BLUEPRINT: Final = "callbacks"
-EXTENSION: Final = "rate_limits"
 KEY_PREFIX: Final = "gateway-limits"
 
 
@@ -103,7 +102,6 @@ def init_limits(app: Flask, settings: Settings) -> RateLimits:
         tuple(parse_many(settings.api_rate_limit)),
         parse(REJECTED_CALLBACK_LIMIT),
     )
-    app.extensions[EXTENSION] = limits
 
     @app.before_request
     def _limit() -> None:

@@ -145,14 +145,11 @@ class ItemActionForm(ConsoleForm):
     )
 
 
-class ManualMatchForm(ConsoleForm):
+class ManualMatchForm(ItemActionForm):
     """Match an item by hand with its counterpart (choices: the open exceptions on the other side)."""
 
     counterpart = SelectField(
         lazy_gettext("Counterpart"),
         choices=[],
         validators=[DataRequired(message=lazy_gettext("Choose the counterpart."))],
-    )
-    reason = TextAreaField(
-        lazy_gettext("Reason"), validators=[DataRequired(message=_REQUIRED), Length(max=1000)]
     )
