@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 
 from gateway.console.base import DISPLAY_TZ, bp, render
 from gateway.console.charts import DayTotal, collections_chart
-from gateway.console.reconciliation import category_label
+from gateway.console.reconciliation import category_label, iso_day
 from gateway.container import services
 from gateway.domain.status import AttemptStatus
 from gateway.storage.models import Order, OutboxEvent, PaymentAttempt
@@ -149,4 +149,5 @@ def dashboard() -> Response:
         chart_total=sum(d.amount for d in days),
         reconciliation=reconciliation,
         category_label=category_label,
+        day=iso_day,
     )

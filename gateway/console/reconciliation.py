@@ -110,13 +110,14 @@ def _helpers() -> dict[str, Any]:
         "run_status_label": lambda s: _label(RUN_STATUS_LABELS, s),
         "explain": explain,
         "reference_label": lambda key: _label(REFERENCE_LABELS, key),
-        "day": _day,
+        "day": iso_day,
         "instant": _instant,
         "exception_categories": [c for c in CATEGORIES if c not in ("matched", "pending")],
     }
 
 
-def _day(iso: str | None) -> str:
+def iso_day(iso: str | None) -> str:
+    """A business date as the service gives it (``YYYY-MM-DD``) the Vietnamese way, ``dd/mm/yyyy``."""
     return "" if not iso else f"{iso[8:10]}/{iso[5:7]}/{iso[0:4]}"
 
 
@@ -261,9 +262,9 @@ def item_page(
             " · ".join(
                 part
                 for part in (
-                    _label(CATEGORY_LABELS, o["category"]),
+                    category_label(o["category"]),
                     money(o["amount"]),
-                    _day(o["business_date"]),
+                    iso_day(o["business_date"]),
                     o["references"].get("dossier_code")
                     or o["references"].get("attempt_reference")
                     or o["references"].get("reference")

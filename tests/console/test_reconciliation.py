@@ -257,6 +257,7 @@ def test_exports_in_the_users_language(as_finance: FlaskClient, runs: dict[str, 
 def test_dashboard_shows_open_exceptions_by_age(as_finance: FlaskClient, runs: dict[str, Any]) -> None:
     html = as_finance.get("/console/?lang=en").get_data(as_text=True)
     section = html.split('id="h-recon"')[1].split("</section>")[0]
+    assert "Latest run: business day 20/10/2025." in section
     assert "Money with no dossier" in section
     assert "Amount mismatch" in section
     assert f"/console/reconciliation/runs/{runs['latest']}?show=amount_mismatch" in section
